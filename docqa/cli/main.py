@@ -1,0 +1,38 @@
+"""The `docqa` command: builds the settings once, then hands them to the subcommands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError
+
+from docqa import runtime
+from docqa.cli import config_cmd, models_cmd
+from docqa.settings import ConfigFileError, load_settings
+
+app = typer.Typer(no_args_is_help=True, help="Answers from your own documents, with citations.")
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(models_cmd.app, name="models")
+
+
+@app.callback()
+def main_callback(
+    ctx: typer.Context,
+    config: Path | None = typer.Option(
+        None, "--config", help="A docqa.toml file (also DOCQA_CONFIG).", dir_okay=False
+    ),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Overrides DOCQA_DATA_DIR."),
+    profile: str | None = typer.Option(None, "--profile", help="Overrides DOCQA_PROFILE."),
+) -> None:
+    try:
+        settings = load_settings(config, data_dir=data_dir, profile=profile)
+    except (ConfigFileError, ValidationError) as exc:
+        typer.echo(f"error: invalid settings: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    runtime.configure(settings)
+    ctx.obj = settings
+
+
+def main() -> None:
+    app()

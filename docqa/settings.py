@@ -1,0 +1,208 @@
+"""The one typed settings object of docqa, and where each of its values came from.
+
+Settings are built once, at start-up (the CLI's callback, ``create_app(settings)``, a test), and
+passed down. This is the only module that reads the environment. It imports nothing from the
+project, so every layer may import it.
+
+Precedence, highest first:
+
+1. explicit overrides (command-line flags, or keyword arguments in tests);
+2. environment variables with the ``DOCQA_`` prefix (lists as JSON: ``DOCQA_API_KEYS='["k1"]'``);
+3. a TOML file given by ``--config`` or ``DOCQA_CONFIG`` (keys are field names without prefix);
+4. the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, PrivateAttr, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "DOCQA_"
+CONFIG_ENV = "DOCQA_CONFIG"
+Profile = Literal["default", "fast", "test"]
+Quantization = Literal["none", "int8", "int4"]
+Device = Literal["auto", "cpu", "cuda"]
+
+
+class ConfigFileError(ValueError):
+    """The configuration file is missing, unreadable or not TOML."""
+
+
+class Settings(BaseSettings):
+    """Every knob of docqa. Field docs double as the ``docqa config show`` reference."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+    _origins: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # `Settings(...)` takes only what it is given; load_settings() merges the environment
+        # and the config file, so there is one reader of the environment and it is explicit.
+        return (init_settings,)
+
+    # Where things live.
+    data_dir: Path = Field(
+        Path(".docqa"), description="Chroma data, embedding cache, model cache, run records."
+    )
+    models_dir: Path | None = Field(
+        None, description="Model cache; defaults to DATA_DIR/models (a Docker image sets its own)."
+    )
+
+    # Models.
+    profile: Profile = Field("default", description="Model profile: default, fast or test.")
+    generator: str | None = Field(
+        None, description="Override the profile's generator: a local model folder or a hub id."
+    )
+    embedder: str | None = Field(
+        None, description="Override the profile's embedder: a local model folder or a hub id."
+    )
+    allow_network: bool = Field(
+        False, description="Let hub ids download; off by default (HF_HUB_OFFLINE=1)."
+    )
+    device: Device = Field("auto", description="auto picks CUDA when present, else CPU.")
+    llm_quantization: Quantization | None = Field(
+        None, description="none, int8 or int4; unset picks the measured default for the device."
+    )
+
+    # Index.
+    chroma_url: str | None = Field(
+        None, description="A Chroma server (http://host:port); unset uses embedded Chroma."
+    )
+    collection: str = Field("docs", description="Default collection (knowledge base).")
+
+    # Service.
+    host: str = Field("127.0.0.1", description="Address `docqa serve` binds.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `docqa serve` binds.")
+    api_keys: list[SecretStr] = Field(
+        default_factory=list, description="Bearer keys for /v1 routes; empty means open."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Logging level."
+    )
+
+    @field_validator("data_dir", "models_dir")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.models_dir if self.models_dir is not None else self.data_dir / "models"
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.data_dir / "runs"
+
+
+def _config_path(config_file: Path | None, environ: Mapping[str, str]) -> Path | None:
+    if config_file is not None:
+        return config_file
+    from_env = environ.get(CONFIG_ENV)
+    return Path(from_env) if from_env else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigFileError(f"config file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigFileError(f"config file {path} is not valid TOML: {exc}") from exc
+    return data
+
+
+def _sources(
+    overrides: Mapping[str, Any], config: Path | None, environ: Mapping[str, str]
+) -> list[tuple[str, PydanticBaseSettingsSource]]:
+    """The sources in precedence order, each with the label `config show` prints."""
+    sources: list[tuple[str, PydanticBaseSettingsSource]] = [
+        ("override", InitSettingsSource(Settings, init_kwargs=dict(overrides))),
+        ("env", _MappingEnvSource(Settings, environ)),
+    ]
+    if config is not None:
+        _read_toml(config)  # fail early with a clear message
+        sources.append((f"file:{config}", TomlConfigSettingsSource(Settings, toml_file=config)))
+    return sources
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """The environment source, reading a given mapping so tests need not touch os.environ."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = dict(environ)
+        super().__init__(settings_cls, case_sensitive=False)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {key.lower(): value for key, value in self._environ.items()}
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build the settings from overrides, environment, config file and defaults."""
+    env = os.environ if environ is None else environ
+    config = _config_path(config_file, env)
+    sources = _sources({k: v for k, v in overrides.items() if v is not None}, config, env)
+    merged: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for label, source in reversed(sources):  # lowest precedence first, so higher ones win
+        for name, value in source().items():
+            if name not in Settings.model_fields:
+                raise ConfigFileError(f"unknown setting {name!r} (from {label})")
+            merged[name] = value
+            origins[name] = label
+    settings = Settings(**merged)
+    settings._origins = origins
+    return settings
+
+
+def origin_of(settings: Settings, name: str) -> str:
+    """Where a value came from: ``override``, ``env``, ``file:PATH`` or ``default``."""
+    return settings._origins.get(name, "default")
+
+
+def describe(settings: Settings) -> list[tuple[str, str, str]]:
+    """Rows of (name, value with secrets masked, origin) for `docqa config show`."""
+    rows = []
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            shown = "**********"
+        elif isinstance(value, list) and any(isinstance(v, SecretStr) for v in value):
+            shown = f"[{len(value)} masked]"
+        else:
+            shown = "" if value is None else str(value)
+        rows.append((name, shown, origin_of(settings, name)))
+    return rows

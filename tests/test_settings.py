@@ -1,0 +1,90 @@
+"""Settings come from overrides, environment, a TOML file and defaults, in that order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from docqa.cli.main import app
+from docqa.settings import ConfigFileError, Settings, load_settings, origin_of
+
+
+def _toml(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "docqa.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_when_nothing_is_set() -> None:
+    s = load_settings(environ={})
+    assert s.profile == "default"
+    assert s.data_dir == Path(".docqa")
+    assert s.model_cache_dir == Path(".docqa/models")
+    assert origin_of(s, "profile") == "default"
+
+
+def test_precedence_override_then_env_then_file_then_default(tmp_path: Path) -> None:
+    config = _toml(tmp_path, 'profile = "fast"\nport = 9000\ncollection = "from-file"\n')
+    env = {"DOCQA_PORT": "9100", "DOCQA_COLLECTION": "from-env"}
+    s = load_settings(config, environ=env, collection="from-flag")
+    assert (s.collection, origin_of(s, "collection")) == ("from-flag", "override")
+    assert (s.port, origin_of(s, "port")) == (9100, "env")
+    assert (s.profile, origin_of(s, "profile")) == ("fast", f"file:{config}")
+    assert (s.host, origin_of(s, "host")) == ("127.0.0.1", "default")
+
+
+def test_config_file_named_by_environment(tmp_path: Path) -> None:
+    config = _toml(tmp_path, 'profile = "test"\n')
+    s = load_settings(environ={"DOCQA_CONFIG": str(config)})
+    assert s.profile == "test"
+
+
+def test_env_lists_are_json_and_secrets_are_masked(tmp_path: Path) -> None:
+    s = load_settings(environ={"DOCQA_API_KEYS": '["k-one", "k-two"]'})
+    assert [k.get_secret_value() for k in s.api_keys] == ["k-one", "k-two"]
+    assert "k-one" not in repr(s)
+
+
+def test_bad_inputs_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigFileError, match="not found"):
+        load_settings(tmp_path / "missing.toml", environ={})
+    with pytest.raises(ConfigFileError, match="not valid TOML"):
+        load_settings(_toml(tmp_path, "profile = \n"), environ={})
+    with pytest.raises(ConfigFileError, match="unknown setting 'colection'"):
+        load_settings(_toml(tmp_path, 'colection = "x"\n'), environ={})
+    with pytest.raises(ValidationError, match="port"):
+        load_settings(environ={"DOCQA_PORT": "eighty"})
+    with pytest.raises(ValidationError, match="profile"):
+        load_settings(environ={"DOCQA_PROFILE": "huge"})
+
+
+def test_settings_constructor_ignores_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests build Settings(...) directly; only load_settings reads the environment."""
+    monkeypatch.setenv("DOCQA_PROFILE", "fast")
+    assert Settings().profile == "default"
+    assert load_settings().profile == "fast"
+
+
+def test_config_show_prints_values_origins_and_masks_secrets(tmp_path: Path) -> None:
+    config = _toml(tmp_path, 'collection = "handbook"\n')
+    result = CliRunner().invoke(
+        app,
+        ["--config", str(config), "config", "show"],
+        env={"DOCQA_API_KEYS": '["super-secret"]', "DOCQA_PORT": "8123"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "super-secret" not in result.output
+    lines = {line.split()[0]: line for line in result.output.splitlines() if line.strip()}
+    assert "handbook" in lines["collection"] and f"file:{config}" in lines["collection"]
+    assert "8123" in lines["port"] and "env" in lines["port"]
+    assert "masked" in lines["api_keys"]
+
+
+def test_cli_reports_invalid_settings_without_traceback(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["config", "show"], env={"DOCQA_PORT": "nope"})
+    assert result.exit_code == 1
+    assert "invalid settings" in result.output
+    assert "Traceback" not in result.output
