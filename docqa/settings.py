@@ -88,6 +88,26 @@ class Settings(BaseSettings):
         None, description="A Chroma server (http://host:port); unset uses embedded Chroma."
     )
     collection: str = Field("docs", description="Default collection (knowledge base).")
+    hnsw_m: int = Field(16, ge=2, le=128, description="HNSW graph degree (new collections).")
+    hnsw_construction_ef: int = Field(100, ge=8, description="HNSW build-time candidate list.")
+    hnsw_search_ef: int = Field(64, ge=8, description="HNSW query-time candidate list.")
+
+    # Ingest.
+    chunk_tokens: int = Field(200, ge=32, le=2048, description="Chunk budget, embedder tokens.")
+    chunk_overlap: int = Field(32, ge=0, description="Overlap between chunks of a section.")
+    max_file_mb: float = Field(50.0, gt=0, description="Files over this size are refused.")
+    ingest_workers: int = Field(2, ge=1, le=64, description="Parser threads.")
+    embed_batch_size: int = Field(64, ge=1, le=4096, description="Chunks embedded together.")
+
+    # Retrieval.
+    retrieval_mode: Literal["hybrid", "dense", "keyword"] = Field(
+        "hybrid", description="hybrid fuses dense and keyword results by reciprocal rank."
+    )
+    retrieval_candidates: int = Field(30, ge=1, le=1000, description="Per-method candidates.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    rerank: bool | None = Field(
+        None, description="LLM yes/no reranking; unset means on with CUDA, off on CPU."
+    )
 
     # Service.
     host: str = Field("127.0.0.1", description="Address `docqa serve` binds.")

@@ -1,5 +1,4 @@
 # The Chinese text legitimately uses full-width punctuation.
-# ruff: noqa: RUF001
 """Generate the binary documents of the ``examples/`` sample corpus.
 
 The ``examples/`` folder is a small, fictional knowledge base for "Orbit", an

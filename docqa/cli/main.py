@@ -8,12 +8,15 @@ import typer
 from pydantic import ValidationError
 
 from docqa import runtime
-from docqa.cli import config_cmd, models_cmd
+from docqa.cli import config_cmd, ingest_cmd, models_cmd
 from docqa.settings import ConfigFileError, load_settings
 
 app = typer.Typer(no_args_is_help=True, help="Answers from your own documents, with citations.")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(models_cmd.app, name="models")
+app.add_typer(ingest_cmd.cache_app, name="cache")
+app.command("ingest")(ingest_cmd.ingest)
+app.command("delete")(ingest_cmd.delete)
 
 
 @app.callback()

@@ -1,0 +1,137 @@
+"""The composition root: the one place that turns settings into objects.
+
+The CLI commands, the HTTP service and the evaluation harness all get their embedder, stores,
+ingestor and retriever from here, so the same settings always build the same system.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from docqa.models.cache import ModelCache
+from docqa.models.catalog import ModelSpec
+from docqa.models.errors import ModelNotInstalledError
+from docqa.models.profiles import models_for
+from docqa.settings import Settings
+from index.chroma_store import ChromaVectorIndex, list_collections, make_client
+from index.embedders import SentenceTransformerEmbedder, pick_device
+from index.embedding_cache import CachedEmbedder, EmbeddingCache
+from index.keyword import SqliteBM25Index
+from index.reranker import LLMReranker
+from index.retriever import RetrievalConfig, Retriever
+from ingest.chunker import Chunker, ChunkerConfig
+from ingest.manifest import Manifest
+from ingest.pipeline import IngestOptions, Ingestor
+
+log = logging.getLogger(__name__)
+
+
+def model_path(settings: Settings, spec: ModelSpec) -> Path:
+    """Where a ready model loads from; a clear error when it is not prepared."""
+    status = ModelCache(settings.model_cache_dir, settings.allow_network).status(spec)
+    if not status.ready or status.path is None:
+        raise ModelNotInstalledError(
+            f"{spec.role} {spec.name} is not ready ({status.detail}): run "
+            f"`docqa models prepare --profile {settings.profile}`"
+        )
+    return status.path
+
+
+@dataclass
+class Services:
+    """Long-lived objects shared by every collection of one process."""
+
+    settings: Settings
+    embedder: CachedEmbedder
+    cache: EmbeddingCache
+    manifest: Manifest
+    client: Any
+    _reranker: LLMReranker | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        spec = models_for(settings).embedder
+        inner = SentenceTransformerEmbedder(
+            model_path(settings, spec),
+            model_id=spec.name,
+            query_prefix=spec.query_prefix,
+            passage_prefix=spec.passage_prefix,
+            device=settings.device,
+            batch_size=min(settings.embed_batch_size, 64),
+        )
+        cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite")
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        client = make_client(
+            None if settings.chroma_url else settings.chroma_dir, settings.chroma_url
+        )
+        return cls(
+            settings=settings,
+            embedder=CachedEmbedder(inner, cache),
+            cache=cache,
+            manifest=Manifest(settings.data_dir / "manifest.sqlite"),
+            client=client,
+        )
+
+    def vectors(self, collection: str) -> ChromaVectorIndex:
+        s = self.settings
+        return ChromaVectorIndex(
+            self.client,
+            collection,
+            embedder_id=self.embedder.model_id,
+            dimension=self.embedder.dimension,
+            hnsw_m=s.hnsw_m,
+            hnsw_construction_ef=s.hnsw_construction_ef,
+            hnsw_search_ef=s.hnsw_search_ef,
+        )
+
+    def keywords(self, collection: str) -> SqliteBM25Index:
+        return SqliteBM25Index(self.settings.data_dir / "keywords.sqlite", collection)
+
+    def collections(self) -> list[str]:
+        return list_collections(self.client)
+
+    def ingestor(self, collection: str) -> Ingestor:
+        s = self.settings
+        chunker = Chunker(
+            self.embedder.count_tokens,
+            ChunkerConfig(max_tokens=s.chunk_tokens, overlap_tokens=s.chunk_overlap),
+        )
+        options = IngestOptions(
+            max_file_bytes=int(s.max_file_mb * 1024 * 1024),
+            workers=s.ingest_workers,
+            embed_batch=s.embed_batch_size,
+        )
+        return Ingestor(
+            collection,
+            self.embedder,
+            self.vectors(collection),
+            self.keywords(collection),
+            self.manifest,
+            chunker,
+            options,
+        )
+
+    def reranker(self) -> LLMReranker | None:
+        s = self.settings
+        enabled = s.rerank if s.rerank is not None else pick_device(s.device) == "cuda"
+        if not enabled:
+            return None
+        if self._reranker is None:
+            spec = models_for(s).generator
+            self._reranker = LLMReranker(model_path(s, spec), device=s.device)
+        return self._reranker
+
+    def retriever(self, collection: str) -> Retriever:
+        s = self.settings
+        return Retriever(
+            self.embedder,
+            self.vectors(collection),
+            self.keywords(collection),
+            reranker=self.reranker(),
+            config=RetrievalConfig(
+                mode=s.retrieval_mode, candidates=s.retrieval_candidates, rrf_k=s.rrf_k
+            ),
+        )

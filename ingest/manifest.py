@@ -1,0 +1,103 @@
+"""The manifest of ingested files: what each source held when it was last written whole.
+
+One row per (collection, source), written only after the file's chunks are in both indexes, so
+a row always describes a finished write. A file whose content hash matches its row is unchanged
+and skipped without parsing or embedding.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    collection TEXT NOT NULL, source TEXT NOT NULL, doc_id TEXT NOT NULL,
+    content_sha TEXT NOT NULL, size INTEGER NOT NULL, title TEXT NOT NULL,
+    chunk_ids TEXT NOT NULL, updated_at REAL NOT NULL,
+    PRIMARY KEY (collection, source));
+CREATE INDEX IF NOT EXISTS files_doc ON files (collection, doc_id);
+"""
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    collection: str
+    source: str
+    doc_id: str
+    content_sha: str
+    size: int
+    title: str
+    chunk_ids: tuple[str, ...]
+    updated_at: float = 0.0
+
+
+class Manifest:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def get(self, collection: str, source: str) -> ManifestEntry | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT * FROM files WHERE collection = ? AND source = ?", (collection, source)
+            ).fetchone()
+        return _entry(row) if row else None
+
+    def by_doc_id(self, collection: str, doc_id: str) -> ManifestEntry | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT * FROM files WHERE collection = ? AND doc_id = ?", (collection, doc_id)
+            ).fetchone()
+        return _entry(row) if row else None
+
+    def entries(self, collection: str) -> list[ManifestEntry]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM files WHERE collection = ? ORDER BY source", (collection,)
+            ).fetchall()
+        return [_entry(r) for r in rows]
+
+    def put(self, entry: ManifestEntry) -> None:
+        with self._lock, self._conn:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry.collection,
+                    entry.source,
+                    entry.doc_id,
+                    entry.content_sha,
+                    entry.size,
+                    entry.title,
+                    json.dumps(list(entry.chunk_ids)),
+                    time.time(),
+                ),
+            )
+
+    def remove(self, collection: str, source: str) -> None:
+        with self._lock, self._conn:
+            self._conn.execute(
+                "DELETE FROM files WHERE collection = ? AND source = ?", (collection, source)
+            )
+
+    def drop_collection(self, collection: str) -> None:
+        with self._lock, self._conn:
+            self._conn.execute("DELETE FROM files WHERE collection = ?", (collection,))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _entry(row: tuple[str, str, str, str, int, str, str, float]) -> ManifestEntry:
+    collection, source, doc_id, sha, size, title, ids, updated = row
+    return ManifestEntry(
+        collection, source, doc_id, sha, size, title, tuple(json.loads(ids)), updated
+    )

@@ -1,0 +1,160 @@
+"""PDF text lines to paragraphs, headings and lists, from the geometry pypdf reports.
+
+pypdf's plain extraction gives lines in content order (safe for multi-column pages, unlike its
+"layout" mode, which interleaves columns) but no paragraph breaks. Its text visitor tells us each
+line's baseline and font size, so:
+
+- a paragraph ends where the vertical gap to the next line is clearly wider than the page's usual
+  line spacing, where the font size changes, where the text jumps upwards (a new column), or
+  before a bullet;
+- a short paragraph in a font clearly larger than the body text is a heading; the larger the
+  font, the higher the heading (level 1 for the largest);
+- a line that opens or closes most pages and differs only in its digits (a running header or
+  "page 3" footer) is dropped.
+
+Lines of a paragraph are joined by :func:`~ingest.parsers._common.join_wrapped` (no space
+between CJK characters, "write-\\nonce" stays hyphenated).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ingest.parsers._common import join_wrapped
+
+_BULLET = re.compile(r"^[-•◦▪▫‣∙·●○■□–*]\s")
+_DIGITS = re.compile(r"\d+")
+
+
+@dataclass(frozen=True)
+class Line:
+    text: str
+    y: float  # baseline, in points from the bottom of the page
+    size: float  # effective font size, in points
+
+
+@dataclass
+class Paragraph:
+    lines: list[Line] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return join_wrapped("\n".join(line.text for line in self.lines))
+
+    @property
+    def size(self) -> float:
+        return self.lines[0].size
+
+    @property
+    def is_bullet(self) -> bool:
+        return bool(_BULLET.match(self.lines[0].text))
+
+
+class LineCollector:
+    """A pypdf ``visitor_text`` callback that records each output line with its position."""
+
+    def __init__(self) -> None:
+        self.lines: list[Line] = []
+        self._parts: list[str] = []
+        self._where: tuple[float, float] | None = None
+
+    def __call__(
+        self, text: str, cm: Sequence[float], tm: Sequence[float], font: Any, font_size: float
+    ) -> None:
+        for k, piece in enumerate(text.split("\n")):
+            if k:
+                self.close()
+            if piece.strip() and self._where is None:
+                self._where = _position(cm, tm, font_size)
+            self._parts.append(piece)
+
+    def close(self) -> None:
+        text = "".join(self._parts).strip()
+        if text and self._where is not None:
+            self.lines.append(Line(text, *self._where))
+        self._parts, self._where = [], None
+
+
+def _position(cm: Sequence[float], tm: Sequence[float], font_size: float) -> tuple[float, float]:
+    """Baseline y and effective font size of text drawn with matrices ``tm`` then ``cm``."""
+    y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
+    scale = math.hypot(tm[2] * cm[0] + tm[3] * cm[2], tm[2] * cm[1] + tm[3] * cm[3])
+    size = abs(font_size) * scale if scale else abs(font_size)
+    return round(y, 1), round(size or 1.0, 1)
+
+
+def paragraphs(lines: list[Line]) -> list[Paragraph]:
+    """Group one page's lines into paragraphs."""
+    gaps = [
+        a.y - b.y
+        for a, b in itertools.pairwise(lines)
+        if a.size == b.size and 0.3 * b.size < a.y - b.y < 3 * b.size
+    ]
+    spacing = statistics.median(gaps) if gaps else None
+    paras: list[Paragraph] = []
+    for line in lines:
+        if paras and not _new_paragraph(paras[-1].lines[-1], line, spacing):
+            paras[-1].lines.append(line)
+        else:
+            paras.append(Paragraph([line]))
+    return paras
+
+
+def _new_paragraph(prev: Line, cur: Line, spacing: float | None) -> bool:
+    if _BULLET.match(cur.text):
+        return True
+    if abs(prev.size - cur.size) > 0.1 * max(prev.size, cur.size):
+        return True
+    gap = prev.y - cur.y
+    if abs(gap) < 0.3 * cur.size:
+        return False  # the same row, split by pypdf
+    if gap < 0:
+        return True  # back up the page: a new column or region
+    return gap > (1.3 * spacing if spacing else 2.0 * cur.size)
+
+
+def drop_running_lines(pages: list[list[Paragraph]]) -> None:
+    """Remove headers/footers: first or last paragraphs repeated on most pages but for digits."""
+    if len(pages) < 2:
+        return
+    counts: Counter[str] = Counter()
+    for paras in pages:
+        counts.update({_key(p) for p in (paras[:1] + paras[-1:])})
+    running = {key for key, n in counts.items() if n >= max(2, 0.6 * len(pages))}
+    for paras in pages:
+        for edge in (-1, 0):
+            if paras and _key(paras[edge]) in running:
+                del paras[edge]
+
+
+def _key(para: Paragraph) -> str:
+    return _DIGITS.sub("#", para.text)
+
+
+def heading_levels(pages: list[list[Paragraph]]) -> dict[float, int]:
+    """Font size -> heading level, for sizes clearly above the body text's size."""
+    weight: Counter[float] = Counter()
+    for paras in pages:
+        for para in paras:
+            weight[para.size] += len(para.text)
+    if not weight:
+        return {}
+    body = weight.most_common(1)[0][0]
+    bigger = sorted({s for s in weight if s >= 1.15 * body}, reverse=True)
+    return {size: min(i + 1, 6) for i, size in enumerate(bigger)}
+
+
+def is_heading(para: Paragraph, levels: dict[float, int]) -> bool:
+    return (
+        para.size in levels
+        and len(para.lines) <= 3
+        and len(para.text) <= 150
+        and not para.is_bullet
+    )
