@@ -16,7 +16,7 @@ from docqa.models.catalog import ModelSpec
 from docqa.models.errors import ModelNotInstalledError
 from docqa.models.profiles import models_for
 from docqa.settings import Settings
-from index.chroma_store import ChromaVectorIndex, list_collections, make_client
+from index.chroma_store import ChromaVectorIndex, delete_collection, list_collections, make_client
 from index.embedders import SentenceTransformerEmbedder, pick_device
 from index.embedding_cache import CachedEmbedder, EmbeddingCache
 from index.keyword import SqliteBM25Index
@@ -50,6 +50,8 @@ class Services:
     manifest: Manifest
     client: Any
     _reranker: LLMReranker | None = field(default=None, repr=False)
+    _vectors: dict[str, ChromaVectorIndex] = field(default_factory=dict, repr=False)
+    _keywords: dict[str, SqliteBM25Index] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -76,6 +78,11 @@ class Services:
         )
 
     def vectors(self, collection: str) -> ChromaVectorIndex:
+        if collection not in self._vectors:
+            self._vectors[collection] = self._open_vectors(collection)
+        return self._vectors[collection]
+
+    def _open_vectors(self, collection: str) -> ChromaVectorIndex:
         s = self.settings
         return ChromaVectorIndex(
             self.client,
@@ -88,7 +95,25 @@ class Services:
         )
 
     def keywords(self, collection: str) -> SqliteBM25Index:
-        return SqliteBM25Index(self.settings.data_dir / "keywords.sqlite", collection)
+        if collection not in self._keywords:
+            path = self.settings.data_dir / "keywords.sqlite"
+            self._keywords[collection] = SqliteBM25Index(path, collection)
+        return self._keywords[collection]
+
+    def drop_collection(self, collection: str) -> bool:
+        """Remove a collection's vectors, keywords and manifest, whatever embedder built it."""
+        self._vectors.pop(collection, None)
+        existed = delete_collection(self.client, collection)
+        self.keywords(collection).drop()
+        self._keywords.pop(collection, None)
+        self.manifest.drop_collection(collection)
+        return existed
+
+    def close(self) -> None:
+        for keywords in self._keywords.values():
+            keywords.close()
+        self.manifest.close()
+        self.cache.close()
 
     def collections(self) -> list[str]:
         return list_collections(self.client)

@@ -115,6 +115,16 @@ def list_collections(client: ClientAPI) -> list[str]:
         return sorted(collection.name for collection in client.list_collections())
 
 
+def delete_collection(client: ClientAPI, name: str) -> bool:
+    """Delete a collection whatever embedder built it; False when there was none."""
+    if name not in list_collections(client):
+        return False
+    with _store_errors(client, "deleting a collection", name):
+        client.delete_collection(name)
+    logger.info("deleted collection %r", name)
+    return True
+
+
 def validate_collection_name(name: str) -> str:
     """Return ``name`` if Chroma (and we) accept it, else raise ``InvalidCollectionNameError``.
 

@@ -57,7 +57,9 @@ class SentenceTransformerEmbedder:
         with self._lock:
             if self._model is None:
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as hf_logging
 
+                hf_logging.disable_progress_bar()  # keep stdout/stderr for our own reports
                 device = pick_device(self.device)
                 model = SentenceTransformer(self.path, device=device)
                 if device == "cuda":

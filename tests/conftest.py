@@ -13,6 +13,7 @@ import pytest
 from docqa.models.cache import ModelCache
 from docqa.models.catalog import MODELS, PROFILES
 from docqa.settings import Settings
+from tests.index.conftest import chroma_server  # noqa: F401  (a session fixture for all tests)
 
 REPO = Path(__file__).resolve().parents[1]
 # Prepared models survive between runs (preparing SmolLM2 takes ~40 s), like a user's cache.

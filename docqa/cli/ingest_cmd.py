@@ -32,6 +32,9 @@ def ingest(
     collection: str | None = typer.Option(None, "--collection", "-c", help="Default: settings."),
     prune: bool = typer.Option(False, "--prune", help="Remove files gone from these folders."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+    reindex: bool = typer.Option(
+        False, "--reindex", help="Drop the collection first (after changing the embedder)."
+    ),
 ) -> None:
     """Ingest documents: new and changed files go in, unchanged ones are skipped.
 
@@ -41,6 +44,8 @@ def ingest(
     name = collection or settings.collection
     services = _services(settings)
     try:
+        if reindex and services.drop_collection(name):
+            log.info("dropped collection %s for re-indexing", name)
         ingestor = services.ingestor(name)
         with tqdm(desc="ingest", unit="file", disable=as_json) as bar:
 

@@ -22,9 +22,18 @@ def corpus(tmp_path: Path) -> Path:
     return target
 
 
-@pytest.fixture
-def services(settings: Settings, test_models: ModelCache) -> Iterator[Services]:
+@pytest.fixture(params=["embedded", "server"])
+def services(
+    request: pytest.FixtureRequest, settings: Settings, test_models: ModelCache
+) -> Iterator[Services]:
+    """Services on embedded Chroma, and on a real Chroma server (`chroma run` on loopback)."""
+    if request.param == "server":
+        settings = settings.model_copy(
+            update={"chroma_url": request.getfixturevalue("chroma_server")}
+        )
     built = Services.build(settings)
     yield built
-    built.manifest.close()
-    built.cache.close()
+    if request.param == "server":  # the server outlives the test: leave it empty
+        for name in built.collections():
+            built.drop_collection(name)
+    built.close()
