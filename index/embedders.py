@@ -59,7 +59,7 @@ class SentenceTransformerEmbedder:
                 from sentence_transformers import SentenceTransformer
                 from transformers.utils import logging as hf_logging
 
-                hf_logging.disable_progress_bar()  # keep stdout/stderr for our own reports
+                hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # our reports only
                 device = pick_device(self.device)
                 model = SentenceTransformer(self.path, device=device)
                 if device == "cuda":
