@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     api_keys: list[SecretStr] = Field(
         default_factory=list, description="Bearer keys for /v1 routes; empty means open."
     )
+    rate_limit_per_minute: int = Field(
+        120, ge=1, description="Requests per minute per API key (429 beyond)."
+    )
+    protect_metrics: bool = Field(False, description="Require an API key for /metrics too.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Logging level."
     )

@@ -1,0 +1,32 @@
+"""What the service needs from the layers below, as a Protocol.
+
+The composition root (``docqa.compose.Services``) satisfies it; the service never builds
+embedders or stores itself, so tests and other front ends can hand it what they like.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from docqa.settings import Settings
+from index.embedding_cache import CachedEmbedder
+from index.protocols import VectorIndex
+from index.retriever import Retriever
+from ingest.manifest import Manifest
+from ingest.pipeline import Ingestor
+
+
+class Backend(Protocol):
+    settings: Settings
+    manifest: Manifest
+    embedder: CachedEmbedder
+
+    def retriever(self, collection: str) -> Retriever: ...
+
+    def ingestor(self, collection: str) -> Ingestor: ...
+
+    def vectors(self, collection: str) -> VectorIndex: ...
+
+    def collections(self) -> list[str]: ...
+
+    def close(self) -> None: ...

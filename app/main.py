@@ -1,0 +1,81 @@
+"""The FastAPI application: ``create_app(settings, build_backend)``.
+
+Models and stores load in the lifespan, in a worker thread, so /healthz answers at once and
+/readyz says 503 until they are ready. The backend factory comes from the composition root
+(``docqa.compose``), so this module never decides which models to build.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request, Response
+
+from app import error_handlers
+from app.backend import Backend
+from app.routes import documents, health, retrieve
+from app.security import check_api_key, require_api_key
+from app.state import ServiceState
+from docqa.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BackendFactory = Callable[[Settings], Backend]
+
+
+def create_app(settings: Settings, build_backend: BackendFactory) -> FastAPI:
+    state = ServiceState(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_load(state, build_backend))
+        yield
+        task.cancel()
+        if state.backend is not None:
+            state.backend.close()
+
+    app = FastAPI(
+        title="docqa",
+        version="0.1.0",
+        description="Answers from your own documents, with citations.",
+        lifespan=lifespan,
+    )
+    app.state.docqa = state
+    error_handlers.install(app)
+    app.include_router(health.router)
+    protected = [Depends(require_api_key)]
+    app.include_router(retrieve.router, dependencies=protected)
+    app.include_router(documents.router, dependencies=protected)
+
+    @app.middleware("http")
+    async def measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        if request.url.path == "/metrics" and settings.protect_metrics:
+            check_api_key(state, request)
+        started = time.perf_counter()
+        response = await call_next(request)
+        # The route template, not the raw path, keeps label values bounded.
+        endpoint = str(getattr(request.scope.get("route"), "path", "unmatched"))
+        state.metrics.requests.labels(endpoint, str(response.status_code)).inc()
+        state.metrics.request_latency.labels(endpoint).observe(time.perf_counter() - started)
+        return response
+
+    return app
+
+
+async def _load(state: ServiceState, build_backend: BackendFactory) -> None:
+    try:
+        backend = await asyncio.to_thread(build_backend, state.settings)
+    except Exception as exc:  # reported by /readyz; the process stays up to say why
+        log.exception("loading the backend failed")
+        state.load_error = f"{type(exc).__name__}: {exc}"
+        return
+    embedder = backend.embedder
+    state.metrics.watch_cache(lambda: (embedder.hits, embedder.misses))
+    state.backend = backend
+    log.info("docqa ready")

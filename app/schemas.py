@@ -1,0 +1,108 @@
+"""Request and response bodies of the HTTP API (pydantic), separate from routes and logic."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+MAX_TOP_K = 50
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class Filters(BaseModel):
+    """Restrict retrieval to some documents: by source path or by document id (any of a list)."""
+
+    model_config = {"extra": "forbid"}
+    source: str | list[str] | None = None
+    doc_id: str | list[str] | None = None
+
+    def as_dict(self) -> dict[str, str | list[str]]:
+        return {k: v for k, v in (("source", self.source), ("doc_id", self.doc_id)) if v}
+
+
+class RetrieveRequest(BaseModel):
+    model_config = {"extra": "forbid"}
+    question: str = Field(..., description="The question or search text.")
+    collection: str | None = Field(None, description="Default: the server's collection.")
+    top_k: int = Field(5, ge=1, le=MAX_TOP_K)
+    filters: Filters | None = None
+    mode: Literal["hybrid", "dense", "keyword"] | None = None
+
+    @field_validator("question")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("question must not be empty")
+        return value
+
+
+class Passage(BaseModel):
+    chunk_id: str
+    doc_id: str
+    source: str
+    title: str
+    page: int | None
+    heading_path: list[str]
+    text: str
+    score: float
+    scores: dict[str, float]
+
+
+class RetrieveResponse(BaseModel):
+    passages: list[Passage]
+    timings_ms: dict[str, float]
+
+
+class CollectionInfo(BaseModel):
+    name: str
+    chunks: int
+    documents: int
+
+
+class CollectionsResponse(BaseModel):
+    collections: list[CollectionInfo]
+
+
+class DocumentInfo(BaseModel):
+    doc_id: str
+    source: str
+    title: str
+    chunks: int
+    size: int
+
+
+class DocumentsResponse(BaseModel):
+    collection: str
+    documents: list[DocumentInfo]
+
+
+class DeleteResponse(BaseModel):
+    doc_id: str
+    chunks_removed: int
+
+
+class UploadFailure(BaseModel):
+    path: str
+    error: str
+
+
+class UploadReport(BaseModel):
+    files_new: int
+    files_changed: int
+    files_unchanged: int
+    files_failed: int
+    failures: list[UploadFailure]
+    chunks_added: int
+    chunks_removed: int
+    cache_hits: int
+    cache_misses: int
+    seconds: float

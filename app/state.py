@@ -1,0 +1,29 @@
+"""What a running service holds: its settings, metrics, and the backend once loaded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from app.backend import Backend
+from app.errors import NotReadyError
+from app.metrics import Metrics
+from app.ratelimit import TokenBucket
+from docqa.settings import Settings
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    metrics: Metrics = field(default_factory=Metrics)
+    backend: Backend | None = None
+    load_error: str | None = None
+    limiter: TokenBucket = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.limiter = TokenBucket(self.settings.rate_limit_per_minute)
+
+    def require_backend(self) -> Backend:
+        if self.backend is None:
+            reason = self.load_error or "models are still loading"
+            raise NotReadyError(f"service not ready: {reason}", headers={"Retry-After": "5"})
+        return self.backend
