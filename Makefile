@@ -43,6 +43,7 @@ test: check $(VENV)/.models-test $(VENV)/.models-e5
 demo: install models-default
 	$(BIN)/docqa models list --profile default
 	$(BIN)/docqa ingest examples/ --collection docs
+	$(BIN)/docqa serve
 
 clean:
 	rm -rf $(VENV) .docqa .docqa-test .mypy_cache .ruff_cache

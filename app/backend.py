@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from app.answering import AnswerService
 from docqa.settings import Settings
 from index.embedding_cache import CachedEmbedder
 from index.protocols import VectorIndex
@@ -20,6 +21,9 @@ class Backend(Protocol):
     settings: Settings
     manifest: Manifest
     embedder: CachedEmbedder
+
+    @property
+    def answers(self) -> AnswerService: ...
 
     def retriever(self, collection: str) -> Retriever: ...
 

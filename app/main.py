@@ -8,6 +8,7 @@ Models and stores load in the lifespan, in a worker thread, so /healthz answers 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,7 +18,7 @@ from fastapi import Depends, FastAPI, Request, Response
 
 from app import error_handlers
 from app.backend import Backend
-from app.routes import documents, health, retrieve
+from app.routes import ask, chat, documents, health, retrieve
 from app.security import check_api_key, require_api_key
 from app.state import ServiceState
 from docqa.settings import Settings
@@ -35,6 +36,7 @@ def create_app(settings: Settings, build_backend: BackendFactory) -> FastAPI:
         task = asyncio.create_task(_load(state, build_backend))
         yield
         task.cancel()
+        state.queue.shutdown()
         if state.backend is not None:
             state.backend.close()
 
@@ -50,6 +52,8 @@ def create_app(settings: Settings, build_backend: BackendFactory) -> FastAPI:
     protected = [Depends(require_api_key)]
     app.include_router(retrieve.router, dependencies=protected)
     app.include_router(documents.router, dependencies=protected)
+    app.include_router(ask.router, dependencies=protected)
+    app.include_router(chat.router, dependencies=protected)
 
     @app.middleware("http")
     async def measure(
@@ -77,5 +81,15 @@ async def _load(state: ServiceState, build_backend: BackendFactory) -> None:
         return
     embedder = backend.embedder
     state.metrics.watch_cache(lambda: (embedder.hits, embedder.misses))
+    with contextlib.suppress(RuntimeError):  # retrieval-only backends have no generator
+        generator = backend.answers.generator
+        state.metrics.model.info(
+            {
+                "generator": generator.model_id,
+                "quantization": generator.quantization,
+                "embedder": embedder.model_id,
+                "profile": state.settings.profile,
+            }
+        )
     state.backend = backend
     log.info("docqa ready")

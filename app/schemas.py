@@ -45,6 +45,88 @@ class RetrieveRequest(BaseModel):
         return value
 
 
+class Turn(BaseModel):
+    model_config = {"extra": "forbid"}
+    role: Literal["user", "assistant"]
+    content: str = Field(..., max_length=20_000)
+
+
+class AskRequest(RetrieveRequest):
+    stream: bool = False
+    history: list[Turn] | None = Field(None, max_length=50)
+
+
+class CitationOut(BaseModel):
+    n: int
+    chunk_id: str
+    source: str
+    title: str
+    page: int | None
+    snippet: str
+    score: float
+
+
+class ModelInfo(BaseModel):
+    generator: str
+    quantization: str
+    embedder: str
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class AskResponse(BaseModel):
+    answer: str
+    citations: list[CitationOut]
+    confidence: float
+    low_confidence: bool
+    declined: bool
+    degraded: bool
+    timings_ms: dict[str, float]
+    model: ModelInfo
+    usage: Usage
+    query: str = Field(..., description="What retrieval searched for (standalone follow-ups).")
+
+
+class BatchRequest(BaseModel):
+    model_config = {"extra": "forbid"}
+    questions: list[AskRequest] = Field(..., min_length=1)
+
+
+class BatchResponse(BaseModel):
+    answers: list[AskResponse]
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class ChatRequest(BaseModel):
+    """The OpenAI chat-completions shape; ``model`` is accepted and ignored."""
+
+    model: str | None = None
+    messages: list[ChatMessage] = Field(..., min_length=1, max_length=100)
+    stream: bool = False
+
+
+class ChatChoice(BaseModel):
+    index: int
+    message: ChatMessage
+    finish_reason: str
+
+
+class ChatResponse(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: dict[str, int]
+
+
 class Passage(BaseModel):
     chunk_id: str
     doc_id: str

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from app.backend import Backend
 from app.errors import NotReadyError
 from app.metrics import Metrics
+from app.monitoring import AnswerMonitor, ReviewLog
+from app.queue import GenerationQueue
 from app.ratelimit import TokenBucket
 from docqa.settings import Settings
 
@@ -18,9 +20,16 @@ class ServiceState:
     backend: Backend | None = None
     load_error: str | None = None
     limiter: TokenBucket = field(init=False)
+    queue: GenerationQueue = field(init=False)
+    monitor: AnswerMonitor = field(default_factory=AnswerMonitor)
+    review: ReviewLog = field(init=False)
 
     def __post_init__(self) -> None:
         self.limiter = TokenBucket(self.settings.rate_limit_per_minute)
+        self.queue = GenerationQueue(self.settings.queue_size, self.metrics.queue_depth.set)
+        self.review = ReviewLog(
+            self.settings.data_dir / "review.jsonl", self.settings.review_sample
+        )
 
     def require_backend(self) -> Backend:
         if self.backend is None:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.answering import AnswerConfig, AnswerService
+from app.generation.transformers_generator import TransformersGenerator
 from docqa.models.cache import ModelCache
 from docqa.models.catalog import ModelSpec
 from docqa.models.errors import ModelNotInstalledError
@@ -40,6 +42,37 @@ def model_path(settings: Settings, spec: ModelSpec) -> Path:
     return status.path
 
 
+def default_quantization(settings: Settings) -> str:
+    """Measured on CPU (docs/BENCHMARKS.md): bf16 reads prompts 6x faster than bitsandbytes
+    int4 and decodes faster than int8, so no quantization there; on CUDA, NF4 int4 keeps the
+    model small enough for modest GPUs (see bench/gpu_check.sh)."""
+    if settings.llm_quantization is not None:
+        return settings.llm_quantization
+    return "int4" if pick_device(settings.device) == "cuda" else "none"
+
+
+def build_generator(settings: Settings) -> TransformersGenerator:
+    spec = models_for(settings).generator
+    return TransformersGenerator(
+        model_path(settings, spec),
+        model_id=spec.name,
+        quantization=default_quantization(settings),  # type: ignore[arg-type]
+        device=settings.device,
+        quantized_cache_dir=settings.model_cache_dir / "quantized",
+        max_context=settings.llm_context_tokens,
+    )
+
+
+def answer_config(settings: Settings) -> AnswerConfig:
+    return AnswerConfig(
+        answer_max_tokens=settings.answer_max_tokens,
+        context_tokens=settings.llm_context_tokens,
+        evidence_floor=settings.evidence_floor,
+        low_confidence=settings.low_confidence,
+        generation_timeout_s=settings.generation_timeout_s,
+    )
+
+
 @dataclass
 class Services:
     """Long-lived objects shared by every collection of one process."""
@@ -49,9 +82,27 @@ class Services:
     cache: EmbeddingCache
     manifest: Manifest
     client: Any
+    _answers: AnswerService | None = field(default=None, repr=False)
     _reranker: LLMReranker | None = field(default=None, repr=False)
     _vectors: dict[str, ChromaVectorIndex] = field(default_factory=dict, repr=False)
     _keywords: dict[str, SqliteBM25Index] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def build_for_serving(cls, settings: Settings) -> Services:
+        """Everything, the generator included, loaded now (the service's lifespan calls this)."""
+        services = cls.build(settings)
+        services._answers = AnswerService(
+            build_generator(settings), services.embedder.model_id, answer_config(settings)
+        )
+        services._answers.generator.load()
+        services.embedder.embed_query("warm up")  # loads the embedder now, not on first request
+        return services
+
+    @property
+    def answers(self) -> AnswerService:
+        if self._answers is None:
+            raise RuntimeError("these services were built without a generator")
+        return self._answers
 
     @classmethod
     def build(cls, settings: Settings) -> Services:

@@ -109,6 +109,26 @@ class Settings(BaseSettings):
         None, description="LLM yes/no reranking; unset means on with CUDA, off on CPU."
     )
 
+    # Answers.
+    answer_max_tokens: int = Field(256, ge=8, le=4096, description="Token budget of an answer.")
+    llm_context_tokens: int = Field(
+        4096, ge=512, description="Cap on prompt plus answer tokens (CPU latency grows with it)."
+    )
+    evidence_floor: float = Field(
+        0.2, ge=0, le=1, description="Below this retrieval evidence, decline without the LLM."
+    )
+    low_confidence: float = Field(0.5, ge=0, le=1, description="Answers under it are flagged.")
+    generation_timeout_s: float = Field(
+        60.0, gt=0, description="Past it, the answer degrades to an extractive one."
+    )
+    request_timeout_s: float = Field(120.0, gt=0, description="Time limit of one request.")
+    queue_size: int = Field(8, ge=1, le=1000, description="Generations waiting or running.")
+    max_question_chars: int = Field(2000, ge=10, description="Longer questions get a 422.")
+    max_batch: int = Field(16, ge=1, le=256, description="Questions per /v1/ask/batch call.")
+    review_sample: float = Field(
+        0.01, ge=0, le=1, description="Share of answers (besides low-confidence ones) logged."
+    )
+
     # Service.
     host: str = Field("127.0.0.1", description="Address `docqa serve` binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port `docqa serve` binds.")

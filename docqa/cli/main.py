@@ -8,7 +8,7 @@ import typer
 from pydantic import ValidationError
 
 from docqa import runtime
-from docqa.cli import config_cmd, ingest_cmd, models_cmd, serve_cmd
+from docqa.cli import ask_cmd, config_cmd, ingest_cmd, models_cmd, serve_cmd
 from docqa.settings import ConfigFileError, load_settings
 
 app = typer.Typer(no_args_is_help=True, help="Answers from your own documents, with citations.")
@@ -18,6 +18,7 @@ app.add_typer(ingest_cmd.cache_app, name="cache")
 app.command("ingest")(ingest_cmd.ingest)
 app.command("delete")(ingest_cmd.delete)
 app.command("serve")(serve_cmd.serve)
+app.command("ask")(ask_cmd.ask)
 
 
 @app.callback()

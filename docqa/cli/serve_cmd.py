@@ -23,7 +23,7 @@ def serve(
     settings = settings.model_copy(update=update)
     # One worker: the models live in this process, and the metrics are not split.
     uvicorn.run(
-        create_app(settings, Services.build),
+        create_app(settings, Services.build_for_serving),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),

@@ -1,0 +1,1 @@
+"""Answer building: the versioned prompt, citation parsing and checking, confidence scoring."""

@@ -1,0 +1,227 @@
+"""The answer prompt: numbered passages plus instructions, fitted into a token budget.
+
+The wording lives in one versioned file, ``prompt_v1.md`` (a ``version: N`` header, then a
+``=== system`` and a ``=== user`` section with ``{{placeholders}}``), covered by golden tests.
+Bump its version, and ``PROMPT_VERSION`` follows, whenever the wording changes: answers, evals
+and caches record which prompt produced them.
+
+Passages arrive best first. When they do not all fit, the lowest-ranked are dropped first (the
+kept ones are always a prefix of the ranking, numbered 1..n in that order); a single top passage
+that is too long on its own is truncated rather than dropping everything.
+
+Note for packaging: a non-editable install must ship ``app/answer/*.md`` as package data.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from app.answer.units import HAN_CHAR
+from index.types import Hit
+
+log = logging.getLogger(__name__)
+
+TEMPLATE_PATH = Path(__file__).with_name("prompt_v1.md")
+DECLINE_EN = "I don't know based on the provided documents."
+DECLINE_ZH = "根据提供的文档，我无法回答这个问题。"
+LANGUAGE_NAMES = {"en": "English", "zh": "Chinese (简体中文)"}
+TRUNCATION_MARK = " …"
+
+Language = Literal["en", "zh"]
+CountTokens = Callable[[str], int]
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    version: str
+    system: str
+    user: str
+
+
+@dataclass
+class PromptBuild:
+    messages: list[dict[str, str]]
+    passages: list[Hit]  # the hits kept, numbered 1..n in this order
+    dropped: int  # hits left out for the budget
+    truncated: bool = False  # the top passage was cut to fit
+    language: Language = "en"
+
+
+@functools.cache
+def load_template(path: Path = TEMPLATE_PATH) -> PromptTemplate:
+    """Parse a template file: ``version: N``, then ``=== system`` and ``=== user`` sections."""
+    text = path.read_text(encoding="utf-8")
+    match = re.match(r"version:\s*(\S+)\s*\n=== system\n(.*?)\n=== user\n(.*)\Z", text, re.S)
+    if match is None:
+        raise ValueError(f"{path}: expected 'version:', '=== system' and '=== user' sections")
+    return PromptTemplate(match[1], match[2].strip("\n"), match[3].strip("\n"))
+
+
+PROMPT_VERSION = load_template().version
+
+
+def question_language(text: str) -> Language:
+    """``zh`` when Han characters are at least half of the text's "words".
+
+    A Han character counts as one word, a run of Latin letters or digits as one word, so a
+    Chinese question naming an English product stays Chinese.
+
+    >>> question_language("谁负责 Grafana 监控的权限？"), question_language("What does 部署 mean?")
+    ('zh', 'en')
+    """
+    normalized = unicodedata.normalize("NFKC", text)
+    han = len(HAN_CHAR.findall(normalized))
+    latin = len(re.findall(r"[A-Za-z0-9]+", normalized))
+    return "zh" if han and han >= latin else "en"
+
+
+def decline_phrase(language: Language) -> str:
+    return DECLINE_ZH if language == "zh" else DECLINE_EN
+
+
+def source_label(hit: Hit) -> str:
+    """``(source: <title or file name>, page N)`` for a passage header."""
+    chunk = hit.chunk
+    name = chunk.title.strip() or Path(chunk.source).name or chunk.source
+    page = f", page {chunk.page}" if chunk.page is not None else ""
+    return f"(source: {name}{page})"
+
+
+def format_passage(number: int, hit: Hit, text: str | None = None) -> str:
+    body = (hit.chunk.text if text is None else text).strip()
+    return f"[{number}] {source_label(hit)}\n{body}"
+
+
+def render(template: PromptTemplate, question: str, blocks: Sequence[str]) -> list[dict[str, str]]:
+    language = question_language(question)
+    values = {
+        "language": LANGUAGE_NAMES[language],
+        "decline": decline_phrase(language),
+        "passages": "\n\n".join(blocks) if blocks else "(no passages)",
+        "question": question.strip(),
+    }
+    return [
+        {"role": "system", "content": _fill(template.system, values)},
+        {"role": "user", "content": _fill(template.user, values)},
+    ]
+
+
+def build_messages(
+    question: str,
+    hits: Sequence[Hit],
+    generator_count_tokens: CountTokens,
+    budget_tokens: int,
+    template: PromptTemplate | None = None,
+) -> PromptBuild:
+    """Messages for ``question`` with as many of ``hits`` (best first) as fit ``budget_tokens``.
+
+    ``budget_tokens`` bounds the tokens of the two messages' contents; the caller leaves room for
+    the chat template's few tokens and for the answer.
+    """
+    template = template or load_template()
+    count = generator_count_tokens
+
+    def total(blocks: Sequence[str]) -> int:
+        return sum(count(m["content"]) for m in render(template, question, blocks))
+
+    base = total([])
+    blocks: list[str] = []
+    used = base
+    for number, hit in enumerate(hits, start=1):
+        block = format_passage(number, hit)
+        cost = count(block) + 2  # the blank line between passages
+        if used + cost > budget_tokens:
+            break
+        blocks.append(block)
+        used += cost
+    # Per-block counts are estimates of the joined text; drop from the bottom until it truly fits.
+    while blocks and total(blocks) > budget_tokens:
+        blocks.pop()
+    truncated = False
+    if not blocks and hits:
+        cut = _truncate_to_fit(hits[0], lambda b: total([b]) <= budget_tokens)
+        if cut is not None:
+            blocks, truncated = [cut], True
+            log.info("top passage truncated to fit a %d-token prompt budget", budget_tokens)
+    kept = list(hits[: len(blocks)])
+    if len(kept) < len(hits):
+        log.debug("prompt keeps %d of %d passages", len(kept), len(hits))
+    return PromptBuild(
+        messages=render(template, question, blocks),
+        passages=kept,
+        dropped=len(hits) - len(kept),
+        truncated=truncated,
+        language=question_language(question),
+    )
+
+
+def is_decline(answer_text: str) -> bool:
+    """Whether the answer declines: either decline phrase, or a common variant, at its start.
+
+    >>> is_decline("I don't know."), is_decline("我无法回答这个问题"), is_decline("It is 5%.")
+    (True, True, False)
+    """
+    text = _squash(answer_text)
+    if not text:
+        return False
+    if _squash(DECLINE_EN) in text or _squash(DECLINE_ZH) in text:
+        return True
+    return text.startswith(_DECLINE_STARTS)
+
+
+_DECLINE_STARTS_RAW = (
+    "I don't know",
+    "I do not know",
+    "I dont know",
+    "I cannot answer",
+    "I can't answer",
+    "The provided documents do not",
+    "The passages do not contain",
+    "The documents do not contain",
+    "我不知道",
+    "不知道",
+    "无法回答",
+    "我无法回答",
+    "根据提供的文档无法回答",
+    "根据所提供的文档，我无法回答",
+    "提供的文档中没有",
+    "文档中没有",
+)
+
+
+def _squash(text: str) -> str:
+    """Lowercase, NFKC, curly quotes straightened, whitespace and punctuation removed."""
+    text = unicodedata.normalize("NFKC", text).replace("\u2019", "'").lower()
+    return "".join(c for c in text if c.isalnum() or c == "'")
+
+
+_DECLINE_STARTS = tuple(_squash(s) for s in _DECLINE_STARTS_RAW)
+
+
+def _fill(text: str, values: dict[str, str]) -> str:
+    def value(match: re.Match[str]) -> str:
+        return values[match[1]]
+
+    return re.sub(r"\{\{(\w+)\}\}", value, text)
+
+
+def _truncate_to_fit(hit: Hit, fits: Callable[[str], bool]) -> str | None:
+    """The longest prefix of the passage (cut at a character) whose block fits, or None."""
+    text = hit.chunk.text.strip()
+    lo, hi = 0, len(text)  # invariant: a prefix of length lo fits (or lo == 0)
+    if not fits(format_passage(1, hit, TRUNCATION_MARK)):
+        return None
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(format_passage(1, hit, text[:mid] + TRUNCATION_MARK)):
+            lo = mid
+        else:
+            hi = mid - 1
+    return format_passage(1, hit, text[:lo] + TRUNCATION_MARK) if lo else None

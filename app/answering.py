@@ -1,0 +1,256 @@
+"""Answering a question: retrieve, decide whether to decline, prompt, then finish the generation
+into an answer with citations and a confidence.
+
+The steps are split so the HTTP layer can run each where it belongs: ``plan`` (retrieval) in a
+worker thread, the generation in the bounded generation queue, ``finish`` anywhere. Nothing here
+touches HTTP. A generation that fails or runs out of time becomes an extractive answer (the best
+supporting sentence of the top passage), flagged ``degraded``; never an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from app.answer.citations import parse_citations, strip_invalid_markers, support_fallback
+from app.answer.confidence import (
+    Confidence,
+    EvidenceConfig,
+    answer_confidence,
+    calibration_for,
+    retrieval_evidence,
+)
+from app.answer.prompt import (
+    PromptBuild,
+    build_messages,
+    decline_phrase,
+    is_decline,
+    question_language,
+)
+from app.generation.extractive import best_sentence
+from app.generation.protocol import Generation, Generator, Messages, OnToken
+from index.protocols import Filters
+from index.retriever import Retriever
+from index.types import Hit
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["answered", "low_confidence", "declined", "degraded"]
+SNIPPET_CHARS = 300
+REWRITE_PROMPT = (
+    "Rewrite the last question as one standalone question that can be understood without the "
+    "conversation. Keep names and numbers. Reply with the question only.\n\n"
+    "Conversation:\n{history}\n\nLast question: {question}\n\nStandalone question:"
+)
+
+
+@dataclass(frozen=True)
+class AnswerConfig:
+    answer_max_tokens: int = 256
+    context_tokens: int = 4096  # cap on the model's window, prompt and answer together
+    evidence_floor: float = 0.2
+    low_confidence: float = 0.5
+    generation_timeout_s: float = 60.0
+
+
+@dataclass
+class Citation:
+    n: int
+    chunk_id: str
+    source: str
+    title: str
+    page: int | None
+    snippet: str
+    score: float
+
+
+@dataclass
+class Plan:
+    question: str  # as asked
+    query: str  # what retrieval used (standalone when there was history)
+    hits: list[Hit]
+    evidence: float
+    prompt: PromptBuild | None  # None when declining without the LLM
+    timings_ms: dict[str, float]
+    started: float = field(default_factory=time.perf_counter)  # before retrieval
+
+
+@dataclass
+class Answer:
+    answer: str
+    citations: list[Citation]
+    confidence: float
+    low_confidence: bool
+    declined: bool
+    degraded: bool
+    outcome: Outcome
+    timings_ms: dict[str, float]
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    query: str = ""
+    parts: Confidence | None = None
+
+
+class AnswerService:
+    def __init__(self, generator: Generator, embedder_id: str, config: AnswerConfig) -> None:
+        self.generator = generator
+        self.config = config
+        self.evidence = EvidenceConfig(calibration=calibration_for(embedder_id))
+
+    # ---------------------------------------------------------------- follow-up questions
+    def rewrite_messages(self, history: list[dict[str, str]], question: str) -> Messages:
+        turns = "\n".join(f"{t['role']}: {t['content']}" for t in history[-6:])
+        return [
+            {"role": "user", "content": REWRITE_PROMPT.format(history=turns, question=question)}
+        ]
+
+    @staticmethod
+    def standalone(
+        rewritten: Generation | None, history: list[dict[str, str]], question: str
+    ) -> str:
+        """The retrieval query for a follow-up.
+
+        The model's rewrite, with the last user turn appended: a small model's rewrite can drop
+        the subject ("how long does it take?"), and the previous question carries it. Hybrid
+        retrieval is robust to the extra words.
+        """
+        previous = next((t["content"] for t in reversed(history) if t["role"] == "user"), "")
+        text = rewritten.text.strip() if rewritten is not None else ""
+        if not text or len(text) > 4 * (len(question) + len(previous)) + 50:
+            text = question
+        return f"{text}\n{previous}".strip()
+
+    # ------------------------------------------------------------------------------ plan
+    def plan(
+        self,
+        retriever: Retriever,
+        question: str,
+        top_k: int,
+        filters: Filters | None,
+        query: str | None = None,
+    ) -> Plan:
+        started = time.perf_counter()
+        query = query or question
+        result = retriever.retrieve(query, k=top_k, filters=filters)
+        evidence = retrieval_evidence(result.hits, self.evidence)
+        prompt = None
+        if evidence >= self.config.evidence_floor and result.hits:
+            window = min(self.generator.context_window, self.config.context_tokens)
+            budget = max(256, window - self.config.answer_max_tokens - 64)  # 64: chat template
+            prompt = build_messages(question, result.hits, self.generator.count_tokens, budget)
+        timings = {"generate": 0.0, **result.timings_ms}
+        return Plan(question, query, result.hits, evidence, prompt, timings, started)
+
+    def generate(
+        self, plan: Plan, on_token: OnToken | None = None, deadline: float | None = None
+    ) -> Generation:
+        """Run in the generation queue. Raises whatever the generator raises."""
+        assert plan.prompt is not None
+        started = time.perf_counter()
+        own = time.monotonic() + self.config.generation_timeout_s
+        deadline = own if deadline is None else min(deadline, own)
+        try:
+            return self.generator.generate(
+                plan.prompt.messages,
+                max_new_tokens=self.config.answer_max_tokens,
+                deadline=deadline,
+                on_token=on_token,
+            )
+        finally:
+            plan.timings_ms["generate"] = round((time.perf_counter() - started) * 1000.0, 2)
+
+    # ---------------------------------------------------------------------------- finish
+    def finish(self, plan: Plan, generation: Generation | None, error: str | None = None) -> Answer:
+        timings = {k: plan.timings_ms.get(k, 0.0) for k in ("embed", "retrieve", "rerank")}
+        timings["generate"] = plan.timings_ms.get("generate", 0.0)
+        if plan.prompt is None:
+            return self._declined(plan, timings)
+        if generation is None or generation.finish_reason == "timeout":
+            why = error or "generation timed out"
+            log.warning("degraded answer: %s", why)
+            return self._degraded(plan, timings, generation)
+        passages = plan.prompt.passages
+        text = strip_invalid_markers(generation.text.strip(), len(passages))
+        if is_decline(text) or not text:
+            answer = self._declined(plan, timings)
+            answer.prompt_tokens = generation.prompt_tokens
+            answer.completion_tokens = generation.completion_tokens
+            return answer
+        numbers = parse_citations(text, len(passages)) or support_fallback(text, passages)
+        cited = [passages[n - 1] for n in numbers]
+        conf = answer_confidence(
+            plan.hits,
+            text,
+            [h.chunk.text for h in cited],
+            generation.mean_logprob,
+            self.evidence,
+            threshold=self.config.low_confidence,
+        )
+        return Answer(
+            answer=text,
+            citations=[_citation(n, passages[n - 1]) for n in numbers],
+            confidence=round(conf.value, 4),
+            low_confidence=conf.low_confidence,
+            declined=False,
+            degraded=False,
+            outcome="low_confidence" if conf.low_confidence else "answered",
+            timings_ms=_total(plan, timings),
+            prompt_tokens=generation.prompt_tokens,
+            completion_tokens=generation.completion_tokens,
+            query=plan.query,
+            parts=conf,
+        )
+
+    def _declined(self, plan: Plan, timings: dict[str, float]) -> Answer:
+        return Answer(
+            answer=decline_phrase(question_language(plan.question)),
+            citations=[],
+            confidence=round(plan.evidence * 0.4, 4),
+            low_confidence=True,
+            declined=True,
+            degraded=False,
+            outcome="declined",
+            timings_ms=_total(plan, timings),
+            query=plan.query,
+        )
+
+    def _degraded(
+        self, plan: Plan, timings: dict[str, float], generation: Generation | None
+    ) -> Answer:
+        assert plan.prompt is not None and plan.prompt.passages
+        top = plan.prompt.passages[0]
+        sentence = best_sentence(plan.question, top.chunk.text)
+        conf = answer_confidence(
+            plan.hits,
+            sentence,
+            [top.chunk.text],
+            None,
+            self.evidence,
+            threshold=self.config.low_confidence,
+        )
+        return Answer(
+            answer=f"{sentence} [1]",
+            citations=[_citation(1, top)],
+            confidence=round(conf.value, 4),
+            low_confidence=conf.low_confidence,
+            declined=False,
+            degraded=True,
+            outcome="degraded",
+            timings_ms=_total(plan, timings),
+            prompt_tokens=generation.prompt_tokens if generation else 0,
+            completion_tokens=generation.completion_tokens if generation else 0,
+            query=plan.query,
+            parts=conf,
+        )
+
+
+def _citation(n: int, hit: Hit) -> Citation:
+    c = hit.chunk
+    snippet = c.text if len(c.text) <= SNIPPET_CHARS else c.text[: SNIPPET_CHARS - 1] + "…"
+    return Citation(n, c.id, c.source, c.title, c.page, snippet, round(hit.score, 6))
+
+
+def _total(plan: Plan, timings: dict[str, float]) -> dict[str, float]:
+    return {**timings, "total": round((time.perf_counter() - plan.started) * 1000.0, 2)}

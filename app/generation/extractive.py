@@ -1,0 +1,46 @@
+"""A degraded answer without a language model: the passage sentence closest to the question.
+
+Used when generation fails or times out: the service can still show the most relevant sentence
+of the top passage, with its citation. Sentences end at ``. ! ?`` followed by a space (so
+"3.4.0" stays whole), at ``。！？；`` and at line breaks. Closeness is the number of the
+question's distinct content units (`app.answer.units`: words for Latin text, character bigrams
+for Chinese) found in the sentence; ties go to the earlier sentence.
+
+>>> best_sentence("How often do keys rotate?", "Logs are kept. API keys rotate every 30 days.")
+'API keys rotate every 30 days.'
+"""
+
+from __future__ import annotations
+
+import re
+
+from app.answer.units import unit_set
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])|\n+")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Non-empty, stripped sentences of ``text``.
+
+    >>> split_sentences("版本 3.4.0 发布。支持蓝绿部署！Done. Next")
+    ['版本 3.4.0 发布。', '支持蓝绿部署！', 'Done.', 'Next']
+    """
+    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+
+
+def best_sentence(question: str, passage_text: str) -> str:
+    """The sentence of ``passage_text`` sharing the most content units with ``question``.
+
+    An empty passage gives ""; a passage sharing nothing with the question gives its first
+    sentence.
+    """
+    sentences = split_sentences(passage_text)
+    if not sentences:
+        return ""
+    wanted = unit_set(question)
+    best, best_score = sentences[0], 0
+    for sentence in sentences:
+        score = len(wanted & unit_set(sentence))
+        if score > best_score:
+            best, best_score = sentence, score
+    return best

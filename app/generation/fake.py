@@ -1,0 +1,120 @@
+"""A deterministic Generator for tests: queued replies (or a function of the messages).
+
+It honours the protocol like the real one: ``on_token`` gets the reply word by word,
+``max_new_tokens`` cuts it ("length"), ``deadline`` stops it ("timeout", with an optional sleep
+per token to make that reachable), and ``fail_with`` raises a chosen error. Tokens are words,
+each Han character counting as one. Every call's messages are kept in ``calls``.
+
+>>> FakeGenerator(["Paris [1]."]).generate([{"role": "user", "content": "?"}], 10).text
+'Paris [1].'
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from app.answer.units import HAN_CHAR
+from app.generation.protocol import FinishReason, Generation, Messages, OnToken
+
+_PIECE = re.compile(r"\s*[\u3400-\u4dbf\u4e00-\u9fff]|\s*[^\s\u3400-\u4dbf\u4e00-\u9fff]+|\s+$")
+
+
+def pieces(text: str) -> list[str]:
+    """Word-by-word pieces (one per Han character) that join back to ``text``.
+
+    >>> pieces("Keys rotate 每月")
+    ['Keys', ' rotate', ' 每', '月']
+    """
+    return _PIECE.findall(text)
+
+
+class FakeGenerator:
+    def __init__(
+        self,
+        replies: Sequence[str] | Callable[[Messages], str] = ("I don't know.",),
+        model_id: str = "fake-generator",
+        quantization: str = "none",
+        context_window: int = 4096,
+        seconds_per_token: float = 0.0,
+        mean_logprob: float | None = -0.1,
+        fail_with: Exception | None = None,
+    ) -> None:
+        self._replies = replies if callable(replies) else list(replies)
+        self._model_id = model_id
+        self._quantization = quantization
+        self._context_window = context_window
+        self.seconds_per_token = seconds_per_token
+        self.mean_logprob = mean_logprob
+        self.fail_with = fail_with
+        self.calls: list[Messages] = []
+        self._next = 0
+        self._lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def quantization(self) -> str:
+        return self._quantization
+
+    @property
+    def context_window(self) -> int:
+        return self._context_window
+
+    def load(self) -> FakeGenerator:
+        return self
+
+    def count_tokens(self, text: str) -> int:
+        han = len(HAN_CHAR.findall(text))
+        return han + len(HAN_CHAR.sub(" ", text).split())
+
+    def render_chat(self, messages: Messages) -> str:
+        turns = "".join(f"<|{m['role']}|>\n{m['content']}\n" for m in messages)
+        return turns + "<|assistant|>\n"
+
+    def _reply(self, messages: Messages) -> str:
+        if callable(self._replies):
+            return self._replies(messages)
+        if not self._replies:
+            return ""
+        reply = self._replies[min(self._next, len(self._replies) - 1)]  # the last one repeats
+        self._next += 1
+        return reply
+
+    def generate(
+        self,
+        messages: Messages,
+        max_new_tokens: int,
+        deadline: float | None = None,
+        on_token: OnToken | None = None,
+    ) -> Generation:
+        with self._lock:
+            self.calls.append([dict(m) for m in messages])
+            if self.fail_with is not None:
+                raise self.fail_with
+            reply = self._reply(messages)
+        out: list[str] = []
+        finish: FinishReason = "stop"
+        for piece in pieces(reply):
+            if deadline is not None and time.monotonic() >= deadline:
+                finish = "timeout"
+                break
+            if len(out) >= max_new_tokens:
+                finish = "length"
+                break
+            if self.seconds_per_token:
+                time.sleep(self.seconds_per_token)
+            out.append(piece)
+            if on_token is not None:
+                on_token(piece)
+        return Generation(
+            text="".join(out),
+            prompt_tokens=self.count_tokens(self.render_chat(messages)),
+            completion_tokens=len(out),
+            mean_logprob=self.mean_logprob if out else None,
+            finish_reason=finish,
+        )

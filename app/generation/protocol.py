@@ -1,0 +1,61 @@
+"""The Generator seam: a chat model that answers a list of messages, synchronously.
+
+Implementations: `TransformersGenerator` (a local causal LM, optionally bitsandbytes-quantized)
+and `FakeGenerator` (queued replies, for tests). `generate` blocks; the service runs it off the
+event loop. ``deadline`` is a `time.monotonic()` instant after which generation stops with
+``finish_reason == "timeout"``; ``on_token`` receives each new piece of text as it is decoded,
+and the pieces join to exactly ``Generation.text``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+FinishReason = Literal["stop", "length", "timeout"]
+Messages = list[dict[str, str]]
+OnToken = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    mean_logprob: float | None  # mean log-probability of the generated tokens; None if unknown
+    finish_reason: FinishReason
+
+
+@runtime_checkable
+class Generator(Protocol):
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def quantization(self) -> str:
+        """``none``, ``int8`` or ``int4``."""
+        ...
+
+    @property
+    def context_window(self) -> int:
+        """Tokens the model may see, prompt and answer together."""
+        ...
+
+    def load(self) -> object:
+        """Load weights now (idempotent); otherwise the first call loads them."""
+        ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def render_chat(self, messages: Messages) -> str:
+        """The prompt text: the chat template applied, with the assistant turn opened."""
+        ...
+
+    def generate(
+        self,
+        messages: Messages,
+        max_new_tokens: int,
+        deadline: float | None = None,
+        on_token: OnToken | None = None,
+    ) -> Generation: ...

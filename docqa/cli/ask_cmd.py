@@ -1,0 +1,78 @@
+"""`docqa ask "QUESTION"`: an answer in-process, or from a running server with --url."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import typer
+
+from docqa.settings import Settings
+
+
+def ask(
+    ctx: typer.Context,
+    question: str = typer.Argument(..., help="The question."),
+    collection: str | None = typer.Option(None, "--collection", "-c", help="Default: settings."),
+    top_k: int = typer.Option(5, "--top-k", min=1, max=50),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole response object."),
+    url: str | None = typer.Option(None, "--url", help="Ask a docqa server instead."),
+) -> None:
+    """Answer a question from the documents, with numbered citations."""
+    settings: Settings = ctx.obj
+    body: dict[str, object] = {"question": question, "collection": collection, "top_k": top_k}
+    data = _remote(url, body, settings) if url else _local(settings, body)
+    if as_json:
+        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    typer.echo(data["answer"])
+    for c in data["citations"]:
+        page = f", page {c['page']}" if c["page"] is not None else ""
+        typer.echo(f"  [{c['n']}] {c['title'] or c['source']} ({c['source']}{page})")
+    flags = [f for f in ("declined", "degraded", "low_confidence") if data[f]]
+    typer.echo(f"confidence {data['confidence']:.2f}" + (f" ({', '.join(flags)})" if flags else ""))
+
+
+def _remote(url: str, body: dict[str, object], settings: Settings) -> dict[str, Any]:
+    import httpx
+
+    headers = {}
+    if settings.api_keys:
+        headers["Authorization"] = f"Bearer {settings.api_keys[0].get_secret_value()}"
+    try:
+        r = httpx.post(f"{url.rstrip('/')}/v1/ask", json=body, headers=headers, timeout=600)
+    except httpx.TransportError as exc:
+        typer.echo(f"error: cannot reach {url}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if r.status_code != 200:
+        message = r.json().get("error", {}).get("message", r.text)
+        typer.echo(f"error: {r.status_code}: {message}", err=True)
+        raise typer.Exit(1)
+    return dict(r.json())
+
+
+def _local(settings: Settings, body: dict[str, object]) -> dict[str, Any]:
+    from app.ask_flow import run_ask
+    from app.errors import ApiError
+    from app.schemas import AskRequest
+    from app.state import ServiceState
+    from docqa.compose import Services
+    from docqa.models.errors import ModelError
+    from index.errors import DocqaIndexError
+
+    try:
+        services = Services.build_for_serving(settings)
+    except (ModelError, DocqaIndexError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    state = ServiceState(settings)
+    try:
+        response = asyncio.run(run_ask(state, services, AskRequest.model_validate(body)))
+    except (ApiError, DocqaIndexError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        state.queue.shutdown()
+        services.close()
+    return response.model_dump()

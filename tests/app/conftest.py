@@ -1,0 +1,43 @@
+"""Fixtures for the answer and generation tests: hand-made hits, the real SmolLM2 folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from docqa.models.cache import ModelCache
+from docqa.models.catalog import MODELS
+from index.types import Chunk, Hit
+
+GOLDEN_DIR = Path(__file__).parent / "golden"
+
+
+def make_hit(
+    n: int,
+    text: str,
+    title: str = "",
+    source: str | None = None,
+    page: int | None = None,
+    **scores: float,
+) -> Hit:
+    """A hit with a readable chunk; ``scores`` become ``hit.scores`` (dense=0.7, dense_rank=1)."""
+    chunk = Chunk(
+        id=f"chunk-{n}",
+        text=text,
+        doc_id=f"doc-{n}",
+        source=source or f"docs/doc-{n}.md",
+        title=title,
+        chunk_index=n,
+        start=0,
+        end=len(text),
+        page=page,
+    )
+    return Hit(chunk, scores.get("rrf", 1.0 / n), dict(scores))
+
+
+@pytest.fixture(scope="session")
+def smollm_path(test_models: ModelCache) -> Path:
+    path = test_models.status(MODELS["smollm2-135m-instruct"]).path
+    assert path is not None
+    return path

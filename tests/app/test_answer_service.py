@@ -1,0 +1,114 @@
+"""The answer service on real retrieval (MiniLM, Chroma, BM25) with the real or a fake generator:
+degradation, citations mapping, quantized generation through the service."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.answering import AnswerConfig, AnswerService
+from app.generation.fake import FakeGenerator
+from app.generation.transformers_generator import TransformersGenerator
+from docqa.compose import Services
+from docqa.models.cache import ModelCache
+from docqa.models.catalog import MODELS
+from docqa.settings import Settings
+from tests.conftest import TEST_MODELS_DIR
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+QUESTION = "How often do API keys rotate?"
+
+
+@pytest.fixture(scope="module")
+def services(
+    tmp_path_factory: pytest.TempPathFactory, test_models: ModelCache
+) -> Iterator[Services]:
+    root = tmp_path_factory.mktemp("answers")
+    built = Services.build(
+        Settings(data_dir=root / "data", models_dir=TEST_MODELS_DIR, profile="test")
+    )
+    built.ingestor("docs").ingest([EXAMPLES])
+    yield built
+    built.close()
+
+
+def _service(generator: object, **config: float) -> AnswerService:
+    return AnswerService(generator, "all-minilm-l6-v2", AnswerConfig(**config))  # type: ignore[arg-type]
+
+
+def test_cited_answer_maps_markers_to_the_prompt_passages(services: Services) -> None:
+    fake = FakeGenerator(["API keys rotate every 30 days [1]. See also [9]."])
+    service = _service(fake)
+    plan = service.plan(services.retriever("docs"), QUESTION, 5, None)
+    assert plan.prompt is not None
+    answer = service.finish(plan, service.generate(plan))
+    assert "[9]" not in answer.answer  # a marker pointing nowhere is dropped
+    assert [c.n for c in answer.citations] == [1]
+    assert answer.citations[0].chunk_id == plan.prompt.passages[0].chunk.id
+    assert answer.citations[0].page == 2
+    assert not answer.declined and not answer.degraded and answer.confidence > 0.5
+
+
+def test_uncited_answer_gets_citations_by_overlap(services: Services) -> None:
+    service = _service(FakeGenerator(["API keys rotate every 30 days."]))
+    plan = service.plan(services.retriever("docs"), QUESTION, 5, None)
+    answer = service.finish(plan, service.generate(plan))
+    assert answer.citations and "30 days" in answer.citations[0].snippet
+
+
+def test_model_decline_is_a_decline(services: Services) -> None:
+    service = _service(FakeGenerator(["I don't know based on the provided documents."]))
+    plan = service.plan(services.retriever("docs"), QUESTION, 5, None)
+    answer = service.finish(plan, service.generate(plan))
+    assert answer.declined and answer.citations == [] and answer.outcome == "declined"
+
+
+def test_failing_generator_degrades_to_an_extractive_answer(services: Services) -> None:
+    service = _service(FakeGenerator(fail_with=RuntimeError("CUDA error: device lost")))
+    plan = service.plan(services.retriever("docs"), QUESTION, 5, None)
+    with pytest.raises(RuntimeError):
+        service.generate(plan)
+    answer = service.finish(plan, None, "RuntimeError: CUDA error: device lost")
+    assert answer.degraded and answer.outcome == "degraded"
+    assert "30 days" in answer.answer and answer.citations[0].n == 1
+
+
+def test_slow_generation_times_out_and_degrades(services: Services) -> None:
+    slow = FakeGenerator(["word " * 200], seconds_per_token=0.05)
+    service = _service(slow, generation_timeout_s=0.3)
+    plan = service.plan(services.retriever("docs"), QUESTION, 5, None)
+    generation = service.generate(plan)
+    assert generation.finish_reason == "timeout"
+    answer = service.finish(plan, generation)
+    assert answer.degraded and "30 days" in answer.answer
+
+
+def test_passages_fit_the_context_lowest_ranked_dropped(services: Services) -> None:
+    small = FakeGenerator(["ok [1]"], context_window=700)
+    service = _service(small, answer_max_tokens=64)
+    plan = service.plan(services.retriever("docs"), QUESTION, 10, None)
+    assert plan.prompt is not None and plan.prompt.dropped > 0
+    kept = [h.chunk.id for h in plan.prompt.passages]
+    assert kept == [h.chunk.id for h in plan.hits[: len(kept)]]
+
+
+@pytest.mark.parametrize("quantization", ["int8", "int4"])
+def test_quantized_generators_answer_on_cpu(
+    services: Services, quantization: str, tmp_path: Path, test_models: ModelCache
+) -> None:
+    path = test_models.status(MODELS["smollm2-135m-instruct"]).path
+    assert path is not None
+    generator = TransformersGenerator(
+        path,
+        "smollm2-135m-instruct",
+        quantization=quantization,
+        device="cpu",  # type: ignore[arg-type]
+        quantized_cache_dir=tmp_path / "quantized",
+    )
+    service = _service(generator, answer_max_tokens=24)
+    plan = service.plan(services.retriever("docs"), QUESTION, 3, None)
+    answer = service.finish(plan, service.generate(plan))
+    assert answer.answer and not answer.degraded
+    assert answer.completion_tokens > 0 and generator.quantization == quantization

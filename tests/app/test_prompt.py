@@ -1,0 +1,138 @@
+"""The versioned answer prompt: golden rendering, language, budget fitting, decline detection."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from app.answer import prompt
+from app.answer.prompt import (
+    DECLINE_EN,
+    DECLINE_ZH,
+    PROMPT_VERSION,
+    build_messages,
+    is_decline,
+    question_language,
+)
+from tests.app.conftest import GOLDEN_DIR, make_hit
+
+HITS = [
+    make_hit(1, "API keys rotate every 30 days.", title="Security Policy", page=2),
+    make_hit(2, "Deployment logs are kept for 90 days.", source="wiki/orbit-faq.md"),
+    make_hit(3, "The cafeteria opens at 8:00.", title="Facilities", page=1),
+]
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def render_golden(messages: list[dict[str, str]]) -> str:
+    return "".join(f"=== {m['role']}\n{m['content']}\n" for m in messages)
+
+
+@pytest.mark.parametrize(
+    ("name", "question"),
+    [
+        ("prompt_v1_en.txt", "How often do API keys rotate?"),
+        ("prompt_v1_zh.txt", "API 密钥多久轮换一次？"),
+    ],
+)
+def test_prompt_matches_golden_file(name: str, question: str) -> None:
+    """Regenerate with DOCQA_UPDATE_GOLDEN=1 after an intended wording change (and bump version)."""
+    built = build_messages(question, HITS, words, budget_tokens=10_000)
+    rendered = render_golden(built.messages)
+    golden = GOLDEN_DIR / name
+    if os.environ.get("DOCQA_UPDATE_GOLDEN") == "1":
+        golden.write_text(rendered, encoding="utf-8")
+    assert rendered == golden.read_text(encoding="utf-8")
+    assert built.passages == HITS and built.dropped == 0
+
+
+def test_passages_are_numbered_with_their_source_and_page() -> None:
+    user = build_messages("q?", HITS, words, 10_000).messages[1]["content"]
+    assert "[1] (source: Security Policy, page 2)\nAPI keys rotate every 30 days." in user
+    assert "[2] (source: orbit-faq.md)\n" in user  # no title: the file name, no page
+    assert user.index("[1]") < user.index("[2]") < user.index("[3]")
+
+
+def test_english_question_gets_the_english_decline_phrase() -> None:
+    system = build_messages("How often?", HITS, words, 10_000).messages[0]["content"]
+    assert DECLINE_EN in system and DECLINE_ZH not in system
+    assert "Answer in English" in system
+
+
+def test_chinese_question_gets_the_chinese_decline_phrase() -> None:
+    built = build_messages("部署日志保留多久？", HITS, words, 10_000)
+    system = built.messages[0]["content"]
+    assert DECLINE_ZH in system and DECLINE_EN not in system
+    assert built.language == "zh"
+
+
+def test_prompt_version_is_present() -> None:
+    assert PROMPT_VERSION == "1"
+    assert prompt.TEMPLATE_PATH.read_text(encoding="utf-8").startswith("version: 1\n")
+
+
+def test_budget_drops_the_lowest_ranked_passages_first() -> None:
+    full = build_messages("How often?", HITS, words, 10_000)
+    needed = sum(words(m["content"]) for m in full.messages)
+    tight = build_messages("How often?", HITS, words, needed - 1)
+    assert tight.passages == HITS[:2] and tight.dropped == 1
+    assert "[3]" not in tight.messages[1]["content"]
+    assert sum(words(m["content"]) for m in tight.messages) <= needed - 1
+
+
+def test_an_overlong_top_passage_is_truncated_not_dropped() -> None:
+    long_hit = make_hit(1, " ".join(f"word{i}" for i in range(500)), title="Long")
+    built = build_messages("How often?", [long_hit, HITS[1]], words, budget_tokens=150)
+    assert built.passages == [long_hit] and built.truncated and built.dropped == 1
+    user = built.messages[1]["content"]
+    assert "word0 word1" in user and "word499" not in user and "…" in user
+    assert sum(words(m["content"]) for m in built.messages) <= 150
+
+
+def test_no_room_at_all_keeps_no_passage() -> None:
+    built = build_messages("How often?", HITS, words, budget_tokens=5)
+    assert built.passages == [] and built.dropped == 3
+    assert "(no passages)" in built.messages[1]["content"]
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("How often do API keys rotate?", "en"),
+        ("Orbit 的部署日志保留多久？", "zh"),
+        ("谁负责 Grafana 监控的权限？", "zh"),
+        ("What does 部署 mean?", "en"),
+        ("", "en"),
+    ],
+)
+def test_question_language(text: str, lang: str) -> None:
+    assert question_language(text) == lang
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        DECLINE_EN,
+        DECLINE_ZH,
+        "  i don’t know based on the provided documents  ",
+        "I don't know.",
+        "I do not know",
+        "根据提供的文档,我无法回答这个问题",
+        "根据提供的文档，我无法回答这个问题。\n",
+        "我不知道。",
+        "Sorry. I don't know based on the provided documents.",
+    ],
+)
+def test_declines_are_recognised(text: str) -> None:
+    assert is_decline(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["API keys rotate every 30 days [1].", "日志保留 90 天【1】。", "", "I know: 5% [2]."]
+)
+def test_answers_are_not_declines(text: str) -> None:
+    assert not is_decline(text)
