@@ -97,7 +97,9 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(32, ge=0, description="Overlap between chunks of a section.")
     max_file_mb: float = Field(50.0, gt=0, description="Files over this size are refused.")
     ingest_workers: int = Field(2, ge=1, le=64, description="Parser threads.")
-    embed_batch_size: int = Field(64, ge=1, le=4096, description="Chunks embedded together.")
+    embed_batch_size: int = Field(
+        256, ge=1, le=4096, description="Chunks embedded and written together."
+    )
 
     # Retrieval.
     retrieval_mode: Literal["hybrid", "dense", "keyword"] = Field(

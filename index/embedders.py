@@ -7,6 +7,7 @@ out-of-memory error instead of failing the ingest.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import threading
@@ -48,6 +49,7 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         self._model: Any = None
         self._lock = threading.Lock()
+        self._local = threading.local()
 
     @property
     def model_id(self) -> str:
@@ -83,7 +85,14 @@ class SentenceTransformerEmbedder:
         return int(self.model.max_seq_length)
 
     def count_tokens(self, text: str) -> int:
-        return len(self.model.tokenizer(text, add_special_tokens=False)["input_ids"])
+        # Each thread counts with its own copy of the tokenizer: encode() sets padding and
+        # truncation on the shared Rust tokenizer, and a parse thread counting at that moment
+        # fails ("Unable to create tensor ...") or miscounts.
+        tokenizer = getattr(self._local, "tokenizer", None)
+        if tokenizer is None:
+            tokenizer = copy.deepcopy(self.model.tokenizer)
+            self._local.tokenizer = tokenizer
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def embed_documents(self, texts: Sequence[str]) -> Vectors:
         return self._encode([self.passage_prefix + t for t in texts])

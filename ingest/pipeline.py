@@ -48,7 +48,7 @@ Progress = Callable[[int, int, int], None]  # files done, files total, chunks ad
 class IngestOptions:
     max_file_bytes: int = 50 * 1024 * 1024
     workers: int = 2
-    embed_batch: int = 64  # chunks embedded together (from one or several files)
+    embed_batch: int = 256  # chunks embedded together (from one or several files)
 
 
 @dataclass
@@ -198,26 +198,24 @@ class Ingestor:
         return _Prepared(source, doc_id, sha, size, doc.title, chunks, old)
 
     def _flush(self, pending: list[_Prepared], report: IngestReport) -> int:
+        """Embed and write a batch of files: one embed call, one write per store for all of
+        their chunks (Chroma's per-call cost dominates small writes), then per file the stale
+        deletes and, last, its manifest row."""
         if not pending:
             return 0
-        texts = [c.text for p in pending for c in p.chunks]
-        vectors = self.embedder.embed_documents(texts)
-        offset = 0
-        for prepared in pending:
-            n = len(prepared.chunks)
-            self._write(prepared, vectors[offset : offset + n], report)
-            offset += n
-        return len(pending)
-
-    def _write(self, p: _Prepared, vectors: object, report: IngestReport) -> None:
-        new_ids = {c.id for c in p.chunks}
-        before = self.vectors.ids({"doc_id": p.doc_id}) | set(p.old.chunk_ids if p.old else ())
-        self.vectors.upsert(p.chunks, vectors)  # type: ignore[arg-type]
-        self.keywords.upsert(p.chunks)
-        stale = sorted(before - new_ids)
-        self._remove(stale)
-        self.manifest.put(
-            ManifestEntry(
+        chunks = [c for p in pending for c in p.chunks]
+        vectors = self.embedder.embed_documents([c.text for c in chunks])
+        befores = [
+            self.vectors.ids({"doc_id": p.doc_id}) | set(p.old.chunk_ids if p.old else ())
+            for p in pending
+        ]
+        self.vectors.upsert(chunks, vectors)
+        self.keywords.upsert(chunks)
+        for p, before in zip(pending, befores, strict=True):
+            new_ids = {c.id for c in p.chunks}
+            stale = sorted(before - new_ids)
+            self._remove(stale)
+            entry = ManifestEntry(
                 self.collection,
                 p.source,
                 p.doc_id,
@@ -226,13 +224,14 @@ class Ingestor:
                 p.title,
                 tuple(c.id for c in p.chunks),
             )
-        )
-        if p.old is None:
-            report.files_new += 1
-        else:
-            report.files_changed += 1
-        report.chunks_added += len(new_ids - before)
-        report.chunks_removed += len(stale)
+            self.manifest.put(entry)
+            if p.old is None:
+                report.files_new += 1
+            else:
+                report.files_changed += 1
+            report.chunks_added += len(new_ids - before)
+            report.chunks_removed += len(stale)
+        return len(pending)
 
     def _remove(self, ids: Sequence[str]) -> None:
         if ids:
