@@ -15,6 +15,7 @@ import platform
 import random
 import re
 import shlex
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -195,15 +196,14 @@ def embedder_slug(embedder: str) -> str:
 
 def ingest_with_progress(ingestor: Ingestor, folder: Path, desc: str) -> IngestReport:
     """``ingestor.ingest([folder])`` with a tqdm bar (files done, chunks added, chunks/s)."""
-    with tqdm(desc=desc, unit="file", leave=False, mininterval=2.0) as bar:
+    with tqdm(desc=desc, unit="file", mininterval=5.0) as bar:
 
         def progress(done: int, total: int, chunks: int) -> None:
             bar.total = total
-            bar.n = done
             elapsed = bar.format_dict["elapsed"]
             rate = chunks / elapsed if elapsed else 0.0
             bar.set_postfix(chunks=chunks, chunks_per_s=f"{rate:.1f}", refresh=False)
-            bar.refresh()
+            bar.update(done - bar.n)  # tqdm redraws at most every `mininterval` seconds
 
         return ingestor.ingest([folder], progress=progress)
 
@@ -239,6 +239,37 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+def code_version() -> str:
+    """The commit the benchmark ran from, and whether the working tree had changes (read-only)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short=10", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":!bench",
+                ":!docs",
+            ],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (no git)"
+    return f"git {head}" + (" + uncommitted changes outside bench/ and docs/" if dirty else "")
+
+
 def machine() -> dict[str, str]:
     """What the numbers were measured on."""
     import torch
@@ -254,7 +285,31 @@ def machine() -> dict[str, str]:
             f"sentence-transformers {_version('sentence-transformers')}, "
             f"chromadb {_version('chromadb')}"
         ),
+        "code": code_version(),
+        "load at start": load_average(),
     }
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages: other work on the machine skews every timing."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f} (1 / 5 / 15 min)"
+
+
+def contention_note(host: dict[str, str]) -> list[str]:
+    """A warning when other work loaded the machine beyond its cores during the run."""
+    try:
+        cores = int(host["cpu"].split()[0])
+        loads = [float(host[k].split()[0]) for k in ("load at start", "load at end") if k in host]
+    except (KeyError, ValueError, IndexError):
+        return []
+    if not loads or max(loads) <= cores:
+        return []
+    return [
+        f"The machine was shared: its 1-minute load average reached {max(loads):.1f} on "
+        f"{cores} cores (other people's jobs). Every timing here includes that contention, "
+        "which also varies between the passes compared; treat ratios as approximate."
+    ]
 
 
 def machine_lines(info: dict[str, str]) -> list[str]:
