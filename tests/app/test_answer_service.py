@@ -107,7 +107,9 @@ def test_quantized_generators_answer_on_cpu(
         device="cpu",  # type: ignore[arg-type]
         quantized_cache_dir=tmp_path / "quantized",
     )
-    service = _service(generator, answer_max_tokens=24)
+    generator.load()  # quantizing takes seconds; the service loads at start-up, not per answer
+    # Generous limit: this checks that quantized models answer, not how fast (bench/ does).
+    service = _service(generator, answer_max_tokens=24, generation_timeout_s=600)
     plan = service.plan(services.retriever("docs"), QUESTION, 3, None)
     answer = service.finish(plan, service.generate(plan))
     assert answer.answer and not answer.degraded
