@@ -1,0 +1,503 @@
+"""Answer-service latency, generation throughput and memory, per profile and quantization.
+
+For each profile (``test``: SmolLM2-135M + all-MiniLM-L6-v2; ``default``: Qwen2.5-Coder-1.5B +
+multilingual-e5-small) and each quantization (``none``, ``int8``, ``int4``), one fresh worker
+process (so its peak memory is its own):
+
+1. builds the real app (``create_app(settings, Services.build_for_serving)``) and enters it with
+   FastAPI's ``TestClient`` (real HTTP semantics, in-process ASGI), which loads the models in the
+   lifespan; the XQuAD-en contexts (240 ``.txt`` files) are ingested into a collection once per
+   profile (later workers find the files unchanged);
+2. after one warm-up question, asks a seeded sample of XQuAD-en questions through
+   ``POST /v1/retrieve`` and ``POST /v1/ask`` (top_k 5), recording the client's wall time and the
+   response's ``timings_ms`` per stage;
+3. for every question the service answered with the LLM, builds the same prompt again
+   (``AnswerService.plan``: the same retrieval, hence the same passages) and times the bare
+   ``model.generate`` on it (greedy, the same token budget and stop tokens, no scores, no streamer,
+   no deadline): tokens/s of the service's ``generate`` stage over tokens/s of the bare call is
+   the overhead ratio (target >= 0.9);
+4. reports its peak RSS (``ru_maxrss``) and the model's own footprint.
+
+A quantized model is saved once in the model cache (``<models>/quantized``); a worker run first
+in a separate process fills that cache, so the measured worker loads it the way a later
+``docqa serve`` does and its peak memory excludes the one-time quantization.
+
+    .venv/bin/python bench/ask.py --models-dir /tmp/dq1/models
+    .venv/bin/python bench/ask.py --profiles test --quantizations none --questions-test 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # `python bench/ask.py` puts bench/ first on the path
+    sys.path.insert(0, str(REPO_ROOT))
+
+from bench._common import (  # noqa: E402
+    DATA_ROOT,
+    DEFAULT_MODELS_DIR,
+    DEFAULT_OUT,
+    bench_logging,
+    command_line,
+    contention_note,
+    load_average,
+    load_dataset,
+    machine,
+    machine_lines,
+    markdown_table,
+    now,
+    replace_section,
+    write_corpus,
+)
+
+log = logging.getLogger("bench.ask")
+
+SECTION = "bench/ask.py"
+COLLECTION = "xquad-en"
+TOP_K = 5
+STAGES = ("embed", "retrieve", "rerank", "generate", "total")
+QUANTIZATIONS = ("none", "int8", "int4")
+TARGET_RATIO = 0.9
+
+
+# ---------------------------------------------------------------------------------- statistics
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..100); 0.0 for no values.
+
+    >>> percentile([1.0, 2.0, 3.0, 4.0], 50)
+    2.0
+    """
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
+def p50_p95(values: list[float]) -> dict[str, float]:
+    return {"p50": round(percentile(values, 50), 1), "p95": round(percentile(values, 95), 1)}
+
+
+# --------------------------------------------------------------------------------------- worker
+def _settings(args: argparse.Namespace, quantization: str) -> Any:
+    from docqa.settings import Settings
+
+    return Settings(
+        data_dir=Path(args.work_dir) / args.profile,
+        models_dir=Path(args.models_dir),
+        profile=args.profile,
+        llm_quantization=quantization,
+        rerank=False,
+        # Latency is what is measured here: no request may be cut short or turned extractive.
+        generation_timeout_s=1800.0,
+        request_timeout_s=3600.0,
+        review_sample=0.0,
+    )
+
+
+def _questions(args: argparse.Namespace) -> list[tuple[str, str]]:
+    ds = load_dataset("xquad-en", Path(args.data_root))
+    n = args.questions_test if args.profile == "test" else args.questions_default
+    picked = random.Random(args.seed).sample(ds.questions, min(n, len(ds.questions)))
+    return [(q.id, q.text) for q in picked]
+
+
+def _prepare_only(args: argparse.Namespace) -> None:
+    """Load the generator once so a quantized model lands in the model cache, then exit."""
+    from docqa.compose import build_generator
+
+    settings = _settings(args, args.quantization)
+    generator = build_generator(settings).load()
+    log.info("generator ready (%s, loaded from %s)", args.quantization, generator.load_source)
+
+
+def _raw_generate(generator: Any, messages: Any, max_new_tokens: int) -> tuple[int, float]:
+    """The bare ``model.generate`` on the prompt the service used: (new tokens, seconds)."""
+    import torch
+
+    config = generator._generation_config(max_new_tokens)
+    config.output_scores = False
+    config.return_dict_in_generate = False
+    tokenizer = generator.tokenizer
+    inputs = tokenizer(
+        generator.render_chat(messages), return_tensors="pt", add_special_tokens=False
+    )
+    inputs = inputs.to(generator._model.device)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        out = generator._model.generate(**inputs, generation_config=config)
+    seconds = time.perf_counter() - started
+    eos = config.eos_token_id
+    eos_ids = set(eos) if isinstance(eos, list) else {eos}
+    new = out[0, inputs["input_ids"].shape[1] :].tolist()
+    for i, token in enumerate(new):  # count like the service: up to and including the stop token
+        if token in eos_ids:
+            new = new[: i + 1]
+            break
+    return len(new), seconds
+
+
+def run_worker(args: argparse.Namespace) -> dict[str, Any]:
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from bench._common import machine as host_machine
+    from docqa.compose import Services
+
+    settings = _settings(args, args.quantization)
+    built: dict[str, Services] = {}
+
+    def factory(s: Any) -> Services:
+        services = Services.build_for_serving(s)
+        built["services"] = services
+        return services
+
+    questions = _questions(args)
+    ds = load_dataset("xquad-en", Path(args.data_root))
+    corpus = Path(args.work_dir) / "corpus-xquad-en"
+    write_corpus(ds.passages, corpus)
+
+    started = time.perf_counter()
+    app = create_app(settings, factory)
+    with TestClient(app) as client:
+        while client.get("/readyz").status_code != 200:
+            time.sleep(0.2)
+        ready_s = time.perf_counter() - started
+        services = built["services"]
+        generator = services.answers.generator
+        report = services.ingestor(COLLECTION).ingest([corpus])
+        log.info("ingest: %s", report.summary())
+
+        def ask(question: str) -> tuple[float, dict[str, Any]]:
+            t0 = time.perf_counter()
+            r = client.post(
+                "/v1/ask", json={"question": question, "collection": COLLECTION, "top_k": TOP_K}
+            )
+            ms = (time.perf_counter() - t0) * 1000.0
+            if r.status_code != 200:
+                raise RuntimeError(f"/v1/ask answered {r.status_code}: {r.text}")
+            return ms, r.json()
+
+        ask("What is this collection about?")  # warm-up: first-call costs are not latency
+        rows: list[dict[str, Any]] = []
+        for qid, question in questions:
+            t0 = time.perf_counter()
+            r = client.post(
+                "/v1/retrieve",
+                json={"question": question, "collection": COLLECTION, "top_k": TOP_K},
+            )
+            retrieve_ms = (time.perf_counter() - t0) * 1000.0
+            if r.status_code != 200:
+                raise RuntimeError(f"/v1/retrieve answered {r.status_code}: {r.text}")
+            ask_ms, body = ask(question)
+            row: dict[str, Any] = {
+                "id": qid,
+                "retrieve_http_ms": retrieve_ms,
+                "ask_http_ms": ask_ms,
+                "timings_ms": body["timings_ms"],
+                "completion_tokens": body["usage"]["completion_tokens"],
+                "prompt_tokens": body["usage"]["prompt_tokens"],
+                "declined": body["declined"],
+                "degraded": body["degraded"],
+            }
+            if body["timings_ms"]["generate"] > 0 and body["usage"]["completion_tokens"] > 0:
+                plan = services.answers.plan(services.retriever(COLLECTION), question, TOP_K, None)
+                if plan.prompt is not None:
+                    tokens, seconds = _raw_generate(
+                        generator, plan.prompt.messages, settings.answer_max_tokens
+                    )
+                    row["raw_tokens"] = tokens
+                    row["raw_s"] = seconds
+            rows.append(row)
+            log.info(
+                "%s: ask %.0f ms (generate %.0f ms, %d tokens)%s",
+                qid,
+                ask_ms,
+                body["timings_ms"]["generate"],
+                row["completion_tokens"],
+                f", raw {row['raw_tokens']} tokens in {row['raw_s'] * 1000:.0f} ms"
+                if "raw_s" in row
+                else "",
+            )
+        footprint = int(generator._model.get_memory_footprint())
+        load_source = generator.load_source
+        load_seconds = generator.load_seconds
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "profile": args.profile,
+        "quantization": args.quantization,
+        "generator": generator.model_id,
+        "embedder": services.embedder.model_id,
+        "ready_s": round(ready_s, 1),
+        "load_source": load_source,
+        "load_s": load_seconds,
+        "model_bytes": footprint,
+        "peak_rss_bytes": peak_kb * 1024,
+        "rows": rows,
+        "machine_end": host_machine().get("load at start"),
+    }
+
+
+# ------------------------------------------------------------------------------------- summary
+def summarize(result: dict[str, Any]) -> dict[str, Any]:
+    rows = result["rows"]
+    stages = {s: p50_p95([r["timings_ms"].get(s, 0.0) for r in rows]) for s in STAGES}
+    generated = [r for r in rows if r["timings_ms"]["generate"] > 0 and r["completion_tokens"]]
+    compared = [r for r in generated if "raw_s" in r]
+    service_tps = (
+        sum(r["completion_tokens"] for r in compared)
+        / (sum(r["timings_ms"]["generate"] for r in compared) / 1000.0)
+        if compared
+        else 0.0
+    )
+    raw_tps = (
+        sum(r["raw_tokens"] for r in compared) / sum(r["raw_s"] for r in compared)
+        if compared
+        else 0.0
+    )
+    return {
+        "questions": len(rows),
+        "answered_by_llm": len(generated),
+        "declined": sum(r["declined"] for r in rows),
+        "degraded": sum(r["degraded"] for r in rows),
+        "retrieve_http": p50_p95([r["retrieve_http_ms"] for r in rows]),
+        "ask_http": p50_p95([r["ask_http_ms"] for r in rows]),
+        "stages": stages,
+        "prompt_tokens_mean": round(statistics.fmean(r["prompt_tokens"] for r in rows), 0)
+        if rows
+        else 0,
+        "completion_tokens_mean": round(
+            statistics.fmean(r["completion_tokens"] for r in generated), 1
+        )
+        if generated
+        else 0,
+        "service_tps": round(service_tps, 2),
+        "raw_tps": round(raw_tps, 2),
+        "ratio": round(service_tps / raw_tps, 3) if raw_tps else None,
+        "compared": len(compared),
+        "same_tokens": sum(r["raw_tokens"] == r["completion_tokens"] for r in compared),
+    }
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.2f}"
+
+
+def write_report(
+    results: list[dict[str, Any]], host: dict[str, str], args: argparse.Namespace
+) -> str:
+    lat_rows, tps_rows, mem_rows = [], [], []
+    for res in results:
+        s = summarize(res)
+        name = f"{res['profile']} / {res['quantization']}"
+        st = s["stages"]
+        lat_rows.append(
+            [
+                name,
+                str(s["questions"]),
+                f"{s['retrieve_http']['p50']:.0f}",
+                f"{s['retrieve_http']['p95']:.0f}",
+                f"{s['ask_http']['p50']:.0f}",
+                f"{s['ask_http']['p95']:.0f}",
+                *(f"{st[k]['p50']:.0f} / {st[k]['p95']:.0f}" for k in STAGES),
+            ]
+        )
+        ratio = s["ratio"]
+        verdict = "–" if ratio is None else ("met" if ratio >= TARGET_RATIO else "missed")
+        tps_rows.append(
+            [
+                name,
+                f"{s['compared']}",
+                f"{s['prompt_tokens_mean']:.0f}",
+                f"{s['completion_tokens_mean']}",
+                f"{s['service_tps']:.2f}",
+                f"{s['raw_tps']:.2f}",
+                "–" if ratio is None else f"{ratio:.3f} ({verdict})",
+                f"{s['same_tokens']}/{s['compared']}",
+            ]
+        )
+        mem_rows.append(
+            [
+                name,
+                res["generator"],
+                _gib(res["model_bytes"]),
+                _gib(res["peak_rss_bytes"]),
+                f"{res['load_s']}",
+                res["load_source"],
+                f"{s['answered_by_llm']}/{s['declined']}/{s['degraded']}",
+            ]
+        )
+    lines = [
+        "## Answer service: latency, tokens/s, memory (`bench/ask.py`)",
+        "",
+        f"Measured {now()}. Machine:",
+        "",
+        *machine_lines(host),
+        "",
+        "Command:",
+        "",
+        "```sh",
+        command_line(),
+        "```",
+        "",
+        f"XQuAD-en: the 240 contexts ingested as `.txt` files into one collection; a seeded "
+        f"sample (seed {args.seed}) of questions ({args.questions_test} for `test`, "
+        f"{args.questions_default} for `default`) asked through `POST /v1/retrieve` and "
+        f"`POST /v1/ask` (top_k {TOP_K}, reranking off as on CPU by default) of the real app "
+        "under FastAPI's TestClient, one fresh process per profile and quantization, after one "
+        "warm-up question. Times in ms: the client's wall time per endpoint, and the response's "
+        "`timings_ms` per stage (p50 / p95).",
+        "",
+        markdown_table(
+            [
+                "profile / quantization",
+                "questions",
+                "retrieve p50",
+                "retrieve p95",
+                "ask p50",
+                "ask p95",
+                *(f"{k} p50 / p95" for k in STAGES),
+            ],
+            lat_rows,
+        ),
+        "",
+        "Generation throughput: completion tokens over the `generate` stage's time (prompt "
+        "reading included), for the service, and for the bare `model.generate` on the same "
+        "prompts (greedy, same budget and stop tokens; no scores, no streamer, no deadline). "
+        f"Target: service / bare ≥ {TARGET_RATIO}. `same tokens`: questions where both produced "
+        "the same number of tokens.",
+        "",
+        markdown_table(
+            [
+                "profile / quantization",
+                "prompts",
+                "prompt tokens (mean)",
+                "answer tokens (mean)",
+                "service tok/s",
+                "bare tok/s",
+                "service / bare",
+                "same tokens",
+            ],
+            tps_rows,
+        ),
+        "",
+        "Memory: the generator's own footprint (`get_memory_footprint()`), and the worker "
+        "process's peak RSS (embedder, Chroma and the app included). Quantized models were "
+        "saved to the model cache by an earlier process, so `load s` is a reload from that "
+        "cache. Outcomes: answered by the LLM / declined before it / degraded.",
+        "",
+        markdown_table(
+            [
+                "profile / quantization",
+                "generator",
+                "model GiB",
+                "peak RSS GiB",
+                "load s",
+                "loaded from",
+                "answered / declined / degraded",
+            ],
+            mem_rows,
+        ),
+        "",
+        *contention_note(host),
+    ]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------ main
+def _worker_command(args: argparse.Namespace, profile: str, quant: str, out: Path) -> list[str]:
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        "--profile",
+        profile,
+        "--quantization",
+        quant,
+        "--result",
+        str(out),
+        "--models-dir",
+        str(args.models_dir),
+        "--work-dir",
+        str(args.work_dir),
+        "--data-root",
+        str(args.data_root),
+        "--seed",
+        str(args.seed),
+        "--questions-test",
+        str(args.questions_test),
+        "--questions-default",
+        str(args.questions_default),
+    ]
+    return cmd
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--profiles", default="test,default")
+    parser.add_argument("--quantizations", default=",".join(QUANTIZATIONS))
+    parser.add_argument("--questions-test", type=int, default=30)
+    parser.add_argument("--questions-default", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))
+    parser.add_argument("--work-dir", default="/tmp/docqa-bench-ask")
+    parser.add_argument("--data-root", default=str(DATA_ROOT))
+    parser.add_argument("--out", default=str(DEFAULT_OUT))
+    parser.add_argument("--no-write", action="store_true", help="Print, do not touch the doc.")
+    parser.add_argument("--verbose", action="store_true")
+    # Internal: one (profile, quantization) in this process.
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--profile", help=argparse.SUPPRESS)
+    parser.add_argument("--quantization", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    with bench_logging(args.verbose):
+        if args.worker:
+            if args.prepare_only:
+                _prepare_only(args)
+                return
+            result = run_worker(args)
+            Path(args.result).write_text(json.dumps(result), encoding="utf-8")
+            return
+
+        host = machine()
+        results: list[dict[str, Any]] = []
+        work = Path(args.work_dir)
+        work.mkdir(parents=True, exist_ok=True)
+        for profile in args.profiles.split(","):
+            for quant in args.quantizations.split(","):
+                out = work / f"result-{profile}-{quant}.json"
+                base = _worker_command(args, profile, quant, out)
+                if quant != "none":
+                    log.info("%s / %s: filling the quantized-model cache", profile, quant)
+                    subprocess.run([*base, "--prepare-only"], check=True)
+                log.info("%s / %s: measuring", profile, quant)
+                subprocess.run(base, check=True)
+                result = json.loads(out.read_text(encoding="utf-8"))
+                results.append(result)
+                log.info("%s / %s: %s", profile, quant, json.dumps(summarize(result)))
+        host["load at end"] = load_average()
+        body = write_report(results, host, args)
+        if args.no_write:
+            sys.stdout.write(body + "\n")
+        else:
+            replace_section(Path(args.out), SECTION, body)
+
+
+if __name__ == "__main__":
+    main()
