@@ -22,6 +22,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -363,3 +364,30 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 def _numeric(rows: list[list[str]], column: int) -> bool:
     cells = [r[column] for r in rows if r[column] not in ("", "–")]
     return bool(cells) and all(re.fullmatch(r"[-+]?[\d.,×%]+", c) for c in cells)
+
+
+# ------------------------------------------------------------------------------------ main
+def run_bench(
+    args: Any,
+    measure: Callable[[Any], dict[str, Any]],
+    render: Callable[[dict[str, Any]], str],
+    section: str,
+) -> int:
+    """Measure (or re-render ``--from-json``), save the raw results, print and write the section.
+
+    ``args`` carries ``from_json``, ``work_dir`` and ``out`` (``-``: print only).
+    """
+    with bench_logging():
+        if args.from_json:
+            payload = json.loads(args.from_json.read_text(encoding="utf-8"))
+        else:
+            payload = measure(args)
+            args.work_dir.mkdir(parents=True, exist_ok=True)
+            saved = args.work_dir / "results.json"
+            saved.write_text(json.dumps(payload, indent=1, ensure_ascii=False), encoding="utf-8")
+            log.info("results saved to %s", saved)
+        text = render(payload)
+        sys.stdout.write(text + "\n")
+        if str(args.out) != "-":
+            replace_section(args.out, section, text)
+    return 0

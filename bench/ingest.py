@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import json
 import logging
 import pstats
 import shutil
@@ -39,7 +38,6 @@ from bench._common import (  # noqa: E402
     DATA_ROOT,
     DEFAULT_MODELS_DIR,
     DEFAULT_OUT,
-    bench_logging,
     command_line,
     contention_note,
     embedder_slug,
@@ -50,7 +48,7 @@ from bench._common import (  # noqa: E402
     machine_lines,
     markdown_table,
     now,
-    replace_section,
+    run_bench,
     safe_name,
     settings_for,
     write_corpus,
@@ -451,20 +449,7 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    with bench_logging():
-        if args.from_json:
-            payload = json.loads(args.from_json.read_text(encoding="utf-8"))
-        else:
-            payload = measure(args)
-            saved = args.work_dir / "results.json"
-            saved.write_text(json.dumps(payload, indent=1, ensure_ascii=False), encoding="utf-8")
-            log.info("results saved to %s", saved)
-        section = render(payload)
-        sys.stdout.write(section + "\n")
-        if str(args.out) != "-":
-            replace_section(args.out, SECTION, section)
-    return 0
+    return run_bench(parse_args(argv), measure, render, SECTION)
 
 
 if __name__ == "__main__":

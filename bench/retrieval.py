@@ -21,7 +21,6 @@ dense and hybrid each pay for embedding the query, as a new question does.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import random
@@ -43,7 +42,6 @@ from bench._common import (  # noqa: E402
     DEFAULT_OUT,
     Dataset,
     Question,
-    bench_logging,
     command_line,
     contention_note,
     embedder_slug,
@@ -55,7 +53,7 @@ from bench._common import (  # noqa: E402
     machine_lines,
     markdown_table,
     now,
-    replace_section,
+    run_bench,
     sample_questions,
     settings_for,
     write_corpus,
@@ -507,21 +505,7 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    with bench_logging():
-        if args.from_json:
-            payload = json.loads(args.from_json.read_text(encoding="utf-8"))
-        else:
-            payload = measure(args)
-            args.work_dir.mkdir(parents=True, exist_ok=True)
-            saved = args.work_dir / "results.json"
-            saved.write_text(json.dumps(payload, indent=1, ensure_ascii=False), encoding="utf-8")
-            log.info("results saved to %s", saved)
-        section = render(payload)
-        sys.stdout.write(section + "\n")
-        if str(args.out) != "-":
-            replace_section(args.out, SECTION, section)
-    return 0
+    return run_bench(parse_args(argv), measure, render, SECTION)
 
 
 if __name__ == "__main__":
