@@ -345,15 +345,15 @@ def write_report(
         "",
         *machine_lines(host),
         "",
-        "Command:",
+        "Commands (each row below names the run that measured it):",
         "",
         "```sh",
-        command_line(),
+        *sorted({r.get("command", command_line()) for r in results}),
         "```",
         "",
         f"XQuAD-en: the 240 contexts ingested as `.txt` files into one collection; a seeded "
-        f"sample (seed {args.seed}) of questions ({args.questions_test} for `test`, "
-        f"{args.questions_default} for `default`) asked through `POST /v1/retrieve` and "
+        f"sample (seed {args.seed}; the same first questions in every row, as many as the "
+        "row's `questions`) asked through `POST /v1/retrieve` and "
         f"`POST /v1/ask` (top_k {TOP_K}, reranking off as on CPU by default) of the real app "
         "under FastAPI's TestClient, one fresh process per profile and quantization, after one "
         "warm-up question. Times in ms: the client's wall time per endpoint, and the response's "
@@ -458,6 +458,11 @@ def main() -> None:
     parser.add_argument("--out", default=str(DEFAULT_OUT))
     parser.add_argument("--no-write", action="store_true", help="Print, do not touch the doc.")
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="Write the section from the result files of earlier runs in --work-dir.",
+    )
     # Internal: one (profile, quantization) in this process.
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
@@ -482,6 +487,9 @@ def main() -> None:
         for profile in args.profiles.split(","):
             for quant in args.quantizations.split(","):
                 out = work / f"result-{profile}-{quant}.json"
+                if args.render_only:
+                    results.append(json.loads(out.read_text(encoding="utf-8")))
+                    continue
                 base = _worker_command(args, profile, quant, out)
                 if quant != "none":
                     log.info("%s / %s: filling the quantized-model cache", profile, quant)
@@ -489,6 +497,9 @@ def main() -> None:
                 log.info("%s / %s: measuring", profile, quant)
                 subprocess.run(base, check=True)
                 result = json.loads(out.read_text(encoding="utf-8"))
+                result["command"] = command_line()
+                result["load_during"] = [host["load at start"], load_average()]
+                out.write_text(json.dumps(result), encoding="utf-8")
                 results.append(result)
                 log.info("%s / %s: %s", profile, quant, json.dumps(summarize(result)))
         host["load at end"] = load_average()
