@@ -145,7 +145,25 @@ class Settings(BaseSettings):
         "INFO", description="Logging level."
     )
 
-    @field_validator("data_dir", "models_dir")
+    # Chat UI (ui/): mounted at /ui by `docqa serve`, or served alone by `docqa ui`. It calls the
+    # API over HTTP only, so these say where and with which key.
+    ui_enabled: bool = Field(True, description="Mount the chat UI at /ui in `docqa serve`.")
+    ui_api_url: str | None = Field(
+        None,
+        description="The API the UI calls; unset: the server's own address (serve), "
+        "http://127.0.0.1:8000 (`docqa ui`).",
+    )
+    ui_api_key: SecretStr | None = Field(
+        None, description="Key the UI sends; unset: the first of DOCQA_API_KEYS."
+    )
+
+    # Evaluation (eval/, `docqa eval`): where run records go. Runs build their own collections
+    # under DATA_DIR/eval and use every other setting as the service would.
+    runs_dir: Path | None = Field(
+        None, description="Evaluation run records (`docqa eval`); defaults to DATA_DIR/runs."
+    )
+
+    @field_validator("data_dir", "models_dir", "runs_dir")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
@@ -163,8 +181,8 @@ class Settings(BaseSettings):
         return self.data_dir / "cache"
 
     @property
-    def runs_dir(self) -> Path:
-        return self.data_dir / "runs"
+    def run_records_dir(self) -> Path:
+        return self.runs_dir if self.runs_dir is not None else self.data_dir / "runs"
 
 
 def _config_path(config_file: Path | None, environ: Mapping[str, str]) -> Path | None:

@@ -8,7 +8,7 @@ import typer
 from pydantic import ValidationError
 
 from docqa import runtime
-from docqa.cli import ask_cmd, config_cmd, ingest_cmd, models_cmd, serve_cmd
+from docqa.cli import ask_cmd, config_cmd, eval_cmd, ingest_cmd, models_cmd, serve_cmd, ui_cmd
 from docqa.settings import ConfigFileError, load_settings
 
 app = typer.Typer(no_args_is_help=True, help="Answers from your own documents, with citations.")
@@ -19,6 +19,8 @@ app.command("ingest")(ingest_cmd.ingest)
 app.command("delete")(ingest_cmd.delete)
 app.command("serve")(serve_cmd.serve)
 app.command("ask")(ask_cmd.ask)
+app.command("ui")(ui_cmd.ui)
+app.add_typer(eval_cmd.app, name="eval")
 
 
 @app.callback()

@@ -1,0 +1,197 @@
+"""`docqa eval run|runs|compare`: offline evaluation runs, their listing and comparison.
+
+Exit codes of ``run``: 0 done and every gate held; 1 a gate was breached, or a fatal error;
+2 a usage error (unknown metric in a gate, a run to resume that does not match).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from pydantic import ValidationError
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from docqa.settings import Settings
+
+log = logging.getLogger(__name__)
+
+app = typer.Typer(no_args_is_help=True, help="Offline evaluation over public QA data sets.")
+
+SUMMARY = (
+    *("hit@1", "hit@5", "mrr@10", "ndcg@10", "em", "f1", "citation_precision", "support"),
+    *("decline_rate", "decline_precision", "decline_recall", "ece", "auroc"),
+    *("suggested_low_confidence", "p50_ms", "p95_ms"),
+)
+
+
+def _with_overrides(settings: Settings, **updates: Any) -> Settings:
+    """The settings with command-line overrides applied, validated, origins kept."""
+    updates = {k: v for k, v in updates.items() if v is not None}
+    if not updates:
+        return settings
+    try:
+        changed = Settings.model_validate({**settings.model_dump(), **updates})
+    except ValidationError as exc:
+        typer.echo(f"error: invalid settings: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    changed._origins = {**settings._origins, **dict.fromkeys(updates, "override")}
+    return changed
+
+
+def _fail(exc: Exception, code: int) -> typer.Exit:
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(code)
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    dataset: Path = typer.Option(..., "--dataset", help="Data set file or folder."),
+    fmt: str = typer.Option(..., "--format", help="squad, beir, hotpot or jsonl."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="A seeded sample of N."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sample and unanswerable choice."),
+    name: str | None = typer.Option(None, "--name", help="Run name; default: the data set's."),
+    profile: str | None = typer.Option(None, "--profile", help="Overrides the profile."),
+    unanswerable_fraction: float = typer.Option(
+        0.0,
+        "--unanswerable-fraction",
+        min=0.0,
+        max=0.95,
+        help="Share of questions made unanswerable by removing their gold documents.",
+    ),
+    retrieval_only: bool = typer.Option(
+        False, "--retrieval-only", help="Rank documents only; no generator (BEIR, SciFact)."
+    ),
+    top_k: int = typer.Option(5, "--top-k", min=1, max=50, help="Passages per answer."),
+    fail_under: str | None = typer.Option(
+        None, "--fail-under", help="Gates: METRIC=VALUE,... fail when a metric is lower."
+    ),
+    fail_over: str | None = typer.Option(
+        None, "--fail-over", help="Gates: METRIC=VALUE,... fail when a metric is higher."
+    ),
+    runs_dir: Path | None = typer.Option(None, "--runs-dir", help="Overrides DOCQA_RUNS_DIR."),
+    resume: str | None = typer.Option(
+        None, "--resume", help="Continue this run folder (name or path)."
+    ),
+    no_resume: bool = typer.Option(
+        False, "--no-resume", help="Start afresh even if an unfinished run matches."
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+) -> None:
+    """Evaluate retrieval and answers on a data set; write a run folder with a report."""
+    from docqa.models.errors import ModelError
+    from eval.errors import EvalError
+    from eval.gates import check, parse_gates
+    from eval.runconfig import RunSpec
+    from eval.runner import run_evaluation
+    from eval.types import FORMATS
+    from index.errors import DocqaIndexError
+
+    if fmt not in FORMATS:
+        typer.echo(f"error: unknown format {fmt!r}; choose from {', '.join(FORMATS)}", err=True)
+        raise typer.Exit(2)
+    try:
+        gates = parse_gates(fail_under, "under") + parse_gates(fail_over, "over")
+    except EvalError as exc:
+        raise _fail(exc, exc.exit_code) from exc
+    settings = _with_overrides(ctx.obj, profile=profile, runs_dir=runs_dir)
+    spec = RunSpec(
+        dataset=dataset,
+        format=fmt,
+        name=name,
+        limit=limit,
+        seed=seed,
+        unanswerable_fraction=unanswerable_fraction,
+        retrieval_only=retrieval_only,
+        top_k=top_k,
+        command=_command_line(),
+        arguments={
+            **{f"global_{k}": _jsonable(v) for k, v in ctx.find_root().params.items()},
+            **{key: _jsonable(value) for key, value in ctx.params.items()},
+        },
+    )
+    try:
+        with logging_redirect_tqdm():
+            result = run_evaluation(
+                settings, spec, resume=resume, auto_resume=not no_resume, progress=progress
+            )
+    except EvalError as exc:
+        raise _fail(exc, exc.exit_code) from exc
+    except (ModelError, DocqaIndexError) as exc:
+        raise _fail(exc, 1) from exc
+    metrics = result.metrics["metrics"]
+    typer.echo(f"run {result.run.path}")
+    for key in SUMMARY:
+        if metrics.get(key) is not None:
+            typer.echo(f"  {key:<25} {metrics[key]:.4g}")
+    typer.echo(f"report {result.run.path / 'report.html'}")
+    breaches = check(gates, metrics)
+    for message in breaches:
+        typer.echo(f"gate breached: {message}", err=True)
+    if breaches:
+        raise typer.Exit(1)
+    if gates:
+        typer.echo(f"all {len(gates)} gates held")
+
+
+def _command_line() -> list[str]:
+    """The command as typed, when this process is the `docqa` command (not a test runner)."""
+    program = Path(sys.argv[0]).name
+    return ["docqa", *sys.argv[1:]] if program in ("docqa", "__main__.py") else []
+
+
+def _jsonable(value: Any) -> Any:
+    return str(value) if isinstance(value, Path) else value
+
+
+@app.command("runs")
+def runs(
+    ctx: typer.Context,
+    runs_dir: Path | None = typer.Option(None, "--runs-dir", help="Overrides DOCQA_RUNS_DIR."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per run."),
+) -> None:
+    """List the runs: name, time, data set, status and key metrics."""
+    from eval.compare import runs_text
+    from eval.store import list_runs
+
+    settings = _with_overrides(ctx.obj, runs_dir=runs_dir)
+    found = list_runs(settings.run_records_dir)
+    if as_json:
+        for r in found:
+            result = r.metrics()
+            typer.echo(
+                json.dumps(
+                    {"run": r.name, "path": str(r.path), "metrics": result and result["metrics"]}
+                )
+            )
+        return
+    if not found:
+        typer.echo(f"no runs in {settings.run_records_dir}")
+        return
+    typer.echo(runs_text(found))
+
+
+@app.command("compare")
+def compare(
+    ctx: typer.Context,
+    a: str = typer.Argument(..., help="Run A: a folder name in the runs dir, or a path."),
+    b: str = typer.Argument(..., help="Run B."),
+    runs_dir: Path | None = typer.Option(None, "--runs-dir", help="Overrides DOCQA_RUNS_DIR."),
+) -> None:
+    """Each metric of two runs side by side, with the delta B - A."""
+    from eval.compare import compare_text
+    from eval.errors import EvalError
+    from eval.store import resolve_run
+
+    settings = _with_overrides(ctx.obj, runs_dir=runs_dir)
+    try:
+        run_a = resolve_run(a, settings.run_records_dir)
+        run_b = resolve_run(b, settings.run_records_dir)
+        typer.echo(compare_text(run_a, run_b))
+    except EvalError as exc:
+        raise _fail(exc, exc.exit_code) from exc

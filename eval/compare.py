@@ -1,0 +1,108 @@
+"""``docqa eval compare A B`` and ``docqa eval runs``: metrics side by side, and a run listing.
+
+The delta is B - A. A mark says whether the change is for the better (``+``) or the worse
+(``-``) for metrics with a direction (higher hit rates, lower ECE and latency); a change under
+0.0005 (or 0.5 ms) is shown as ``=``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from eval.aggregate import HIGHER_IS_BETTER, LOWER_IS_BETTER, METRIC_NAMES
+from eval.errors import EvalError
+from eval.store import Run
+
+KEY_METRICS = ("hit@5", "mrr@10", "ndcg@10", "f1", "decline_rate", "p95_ms")
+
+
+def _value(value: float | None, name: str) -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.1f}" if name.endswith("_ms") else f"{value:.3f}"
+
+
+def _mark(name: str, delta: float) -> str:
+    tiny = 0.5 if name.endswith("_ms") else 0.0005
+    if abs(delta) < tiny:
+        return "="
+    if name in HIGHER_IS_BETTER:
+        return "+" if delta > 0 else "-"
+    if name in LOWER_IS_BETTER:
+        return "+" if delta < 0 else "-"
+    return ""
+
+
+def compare_rows(a: Mapping[str, float | None], b: Mapping[str, float | None]) -> list[list[str]]:
+    """Rows of [metric, A, B, delta, mark] for every metric measured in A or B."""
+    rows = []
+    for name in METRIC_NAMES:
+        x, y = a.get(name), b.get(name)
+        if x is None and y is None:
+            continue
+        if x is None or y is None:
+            rows.append([name, _value(x, name), _value(y, name), "", ""])
+            continue
+        delta = y - x
+        sign = "+" if delta >= 0 else "-"
+        shown = f"{sign}{_value(abs(delta), name)}"
+        rows.append([name, _value(x, name), _value(y, name), shown, _mark(name, delta)])
+    return rows
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain-text table: the first column left-aligned, the others right-aligned."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = []
+    for row in [header, *rows]:
+        cells = [
+            str(c).ljust(w) if i == 0 else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def compare_text(a: Run, b: Run) -> str:
+    ma, mb = a.metrics(), b.metrics()
+    if ma is None or mb is None:
+        unfinished = a if ma is None else b
+        raise EvalError(f"run {unfinished.name} has no metrics.json (it did not finish)")
+    lines = []
+    for label, run in (("A", a), ("B", b)):
+        config = run.config()
+        dataset = config["dataset"]
+        lines.append(
+            f"{label}: {run.name} (data set {dataset['name']}, sha256 {dataset['sha256'][:12]}, "
+            f"{config['selection']['questions']} questions)"
+        )
+    rows = compare_rows(ma["metrics"], mb["metrics"])
+    return "\n".join(lines) + "\n\n" + table(["metric", "A", "B", "B - A", ""], rows)
+
+
+def runs_rows(runs: Sequence[Run]) -> list[list[str]]:
+    rows = []
+    for run in runs:
+        try:
+            config = run.config()
+        except (OSError, ValueError):
+            continue
+        result = run.metrics()
+        metrics: dict[str, Any] = result["metrics"] if result else {}
+        rows.append(
+            [
+                run.name,
+                str(config.get("created", ""))[:19].replace("T", " "),
+                str(config.get("dataset", {}).get("name", "?")),
+                str(config.get("selection", {}).get("questions", "?")),
+                "done" if result else "unfinished",
+                *(_value(metrics.get(k), k) if result else "" for k in KEY_METRICS),
+            ]
+        )
+    return rows
+
+
+def runs_text(runs: Sequence[Run]) -> str:
+    header = ["run", "created (UTC)", "data set", "questions", "status", *KEY_METRICS]
+    return table(header, runs_rows(runs))

@@ -1,0 +1,63 @@
+"""`compare` output (values, deltas, better/worse marks) and the run listing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from eval.compare import compare_rows, compare_text, runs_text
+from eval.errors import EvalError
+from eval.store import list_runs
+from tests.eval.conftest import make_run
+
+
+def test_rows_show_values_delta_and_direction() -> None:
+    a = {"hit@5": 0.8, "ece": 0.2, "p95_ms": 5000.0, "decline_rate": 0.1, "f1": 0.5}
+    b = {"hit@5": 0.85, "ece": 0.25, "p95_ms": 4000.0, "decline_rate": 0.2, "f1": None}
+    rows = {r[0]: r for r in compare_rows(a, b)}
+    assert rows["hit@5"] == ["hit@5", "0.800", "0.850", "+0.050", "+"]
+    assert rows["ece"] == ["ece", "0.200", "0.250", "+0.050", "-"]  # higher ECE is worse
+    assert rows["p95_ms"] == ["p95_ms", "5,000.0", "4,000.0", "-1,000.0", "+"]  # faster
+    assert rows["decline_rate"][4] == ""  # no better direction
+    assert rows["f1"] == ["f1", "0.500", "–", "", ""]
+    assert "mrr@10" not in rows  # measured in neither run
+    assert compare_rows({"f1": 0.5}, {"f1": 0.5001})[0][4] == "="
+
+
+def test_compare_text(tmp_path: Path) -> None:
+    a = make_run(tmp_path, "20260101T000000Z-base", {"hit@5": 0.5, "p95_ms": 100.0})
+    b = make_run(tmp_path, "20260102T000000Z-new", {"hit@5": 0.75, "p95_ms": 90.0})
+    text = compare_text(a, b)
+    lines = text.splitlines()
+    assert lines[0].startswith("A: 20260101T000000Z-base (data set tiny, sha256 abababababab")
+    assert lines[1].startswith("B: 20260102T000000Z-new")
+    assert any(line.split() == ["hit@5", "0.500", "0.750", "+0.250", "+"] for line in lines)
+    assert any(line.split() == ["p95_ms", "100.0", "90.0", "-10.0", "+"] for line in lines)
+
+
+def test_compare_refuses_an_unfinished_run(tmp_path: Path) -> None:
+    a = make_run(tmp_path, "20260101T000000Z-a", {"hit@5": 0.5})
+    b = make_run(tmp_path, "20260101T000001Z-b", None)
+    with pytest.raises(EvalError, match="did not finish"):
+        compare_text(a, b)
+
+
+def test_runs_listing(tmp_path: Path) -> None:
+    make_run(tmp_path, "20260101T000000Z-a", {"hit@5": 0.5, "f1": 0.25}, questions=12)
+    make_run(tmp_path, "20260101T000001Z-b", None)
+    (tmp_path / "not-a-run").mkdir()
+    text = runs_text(list_runs(tmp_path))
+    header, first, second = text.splitlines()
+    assert header.split()[:4] == ["run", "created", "(UTC)", "data"]
+    assert first.split()[:7] == [
+        "20260101T000000Z-a",
+        "2026-01-02",
+        "03:04:05",
+        "tiny",
+        "12",
+        "done",
+        "0.500",
+    ]
+    assert "0.250" in first
+    assert second.split()[-1] == "unfinished"
