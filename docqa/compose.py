@@ -43,10 +43,11 @@ def model_path(settings: Settings, spec: ModelSpec) -> Path:
 
 
 def default_quantization(settings: Settings) -> str:
-    """CPU: none (bf16). Measured on this kind of CPU (shared MODELS.md), bf16 reads a
-    1,360-token prompt in 7.5 s against 46 s for bitsandbytes int4, and decodes faster than
-    int8. CUDA: int4 (NF4), to fit modest GPUs; not yet measured here (bench/ask.py and a GPU
-    check are open work), so set DOCQA_LLM_QUANTIZATION to override."""
+    """CPU: none. Measured by bench/ask.py (docs/BENCHMARKS.md): on the test profile none is the
+    fastest (ask p50 9.5 s against 19.8 s int4 and 74 s int8) and bitsandbytes on CPU saves
+    memory only (int4: 1.5 GB for the 1.5B against 3.3 GB). CUDA: int4 (NF4) for its memory
+    and bitsandbytes' batch-1 4-bit kernels; not measured here (no GPU was lent; the check is
+    bench/gpu_check.sh), so set DOCQA_LLM_QUANTIZATION to override."""
     if settings.llm_quantization is not None:
         return settings.llm_quantization
     return "int4" if pick_device(settings.device) == "cuda" else "none"
