@@ -49,6 +49,7 @@ from bench._common import (  # noqa: E402
     DATA_ROOT,
     DEFAULT_MODELS_DIR,
     DEFAULT_OUT,
+    Dataset,
     bench_logging,
     command_line,
     contention_note,
@@ -106,8 +107,7 @@ def _settings(args: argparse.Namespace, quantization: str) -> Any:
     )
 
 
-def _questions(args: argparse.Namespace) -> list[tuple[str, str]]:
-    ds = load_dataset("xquad-en", Path(args.data_root))
+def _questions(ds: Dataset, args: argparse.Namespace) -> list[tuple[str, str]]:
     n = args.questions_test if args.profile == "test" else args.questions_default
     picked = random.Random(args.seed).sample(ds.questions, min(n, len(ds.questions)))
     return [(q.id, q.text) for q in picked]
@@ -152,7 +152,6 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     from fastapi.testclient import TestClient
 
     from app.main import create_app
-    from bench._common import machine as host_machine
     from docqa.compose import Services
 
     settings = _settings(args, args.quantization)
@@ -163,8 +162,8 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
         built["services"] = services
         return services
 
-    questions = _questions(args)
     ds = load_dataset("xquad-en", Path(args.data_root))
+    questions = _questions(ds, args)
     corpus = Path(args.work_dir) / "corpus-xquad-en"
     write_corpus(ds.passages, corpus)
 
@@ -253,7 +252,6 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
         "model_bytes": footprint,
         "peak_rss_bytes": peak_kb * 1024,
         "rows": rows,
-        "machine_end": host_machine().get("load at start"),
     }
 
 
