@@ -57,10 +57,16 @@ eval-gate: $(VENV)/.models-test $(VENV)/.models-e5
 		--fail-under hit@1=0.6,mrr@10=0.7,hit@5=0.9,decline_recall=0.4 --fail-over p95_ms=60000
 
 # The chat UI's browser test (tests/ui/test_browser.py) drives Debian's chromium; Playwright
-# downloads no browser. CI runs as root on Debian, so apt-get installs it when it is missing.
+# downloads no browser. CI runs as root on Debian, so apt-get installs it when it is missing,
+# with Debian's Noto CJK fonts: without a CJK font chromium draws Chinese as empty boxes.
 .PHONY: browser
 browser:
-	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y --no-install-recommends chromium)
+	@missing=""; \
+	test -x /usr/bin/chromium || missing="chromium"; \
+	fc-list :lang=zh 2>/dev/null | grep -q . || missing="$$missing fonts-noto-cjk"; \
+	if [ -n "$$missing" ]; then \
+		apt-get update && apt-get install -y --no-install-recommends $$missing; \
+	fi
 
 demo: install models-default
 	$(BIN)/docqa models list --profile default

@@ -29,12 +29,16 @@ def _code_of(exc: Exception) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+def api_error_response(exc: ApiError) -> JSONResponse:
+    """The response of an ``ApiError``; middleware (outside the handlers) uses it too."""
+    body: dict[str, object] = {**exc.extra, **error_body(exc.code, exc.message)}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(
-            error_body(exc.code, exc.message), status_code=exc.status_code, headers=exc.headers
-        )
+        return api_error_response(exc)
 
     @app.exception_handler(ValidationError)
     async def _model_validation(_: Request, exc: ValidationError) -> JSONResponse:

@@ -3,6 +3,11 @@
 With ``DOCQA_API_KEYS`` empty the API is open (a single-user, loopback install). Otherwise each
 request needs ``Authorization: Bearer KEY`` (401), and each key gets a token bucket of
 ``DOCQA_RATE_LIMIT_PER_MINUTE`` requests (429 with ``Retry-After``).
+
+Keys are compared as bytes: the server decodes header bytes as latin-1, and
+``hmac.compare_digest`` refuses ``str`` with non-ASCII characters (a TypeError, once a 500).
+``token.encode("latin-1")`` gives back the exact bytes the client sent, so a key with non-ASCII
+characters matches a client that sends it in UTF-8.
 """
 
 from __future__ import annotations
@@ -22,7 +27,10 @@ def check_api_key(state: ServiceState, request: Request) -> None:
         return
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not any(hmac.compare_digest(token, k) for k in keys):
+    sent = token.encode("latin-1", "replace")
+    if scheme.lower() != "bearer" or not any(
+        hmac.compare_digest(sent, k.encode("utf-8")) for k in keys
+    ):
         raise UnauthorizedError(
             "missing or invalid API key: send `Authorization: Bearer <key>`",
             headers={"WWW-Authenticate": "Bearer"},

@@ -28,6 +28,9 @@ import contextlib
 import ipaddress
 import logging
 import re
+import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar, cast
@@ -107,6 +110,83 @@ def close_client(client: ClientAPI) -> None:
     close = getattr(client, "close", None)  # on chromadb's Client, not on the ClientAPI interface
     if callable(close):
         close()
+
+
+_COMPACT_ID: Final = "__docqa_compact__"  # deleted to make Chroma write, never stored
+_SYNC_THRESHOLD: Final = 1000  # Chroma's default, and what our collections are created with
+_FTS_TABLE: Final = "embedding_fulltext_search"  # Chroma's FTS5 index of document texts
+
+
+def purge_write_log(client: ClientAPI, name: str) -> None:
+    """Make Chroma drop the write-ahead log of collection ``name`` up to now.
+
+    Chroma logs every write, text included, in its ``embeddings_queue`` table, and purges the
+    log only up to what its HNSW index has persisted, which it does every ``sync_threshold``
+    (1000) writes. So a deleted chunk's text stays in the log until a thousand more writes come.
+    Here the threshold is set to 1 for one write (a delete of an id that does not exist): the
+    index persists, and Chroma purges the log behind it. The threshold is then put back.
+    """
+    with _store_errors(client, "purging the write log", name):
+        collection = client.get_collection(name, embedding_function=None)
+        hnsw = (collection.configuration or {}).get("hnsw")
+        if not hnsw:
+            logger.info("collection %r has no HNSW index; its log is left as it is", name)
+            return
+        threshold = int(hnsw.get("sync_threshold") or _SYNC_THRESHOLD)
+        if threshold <= 1:  # a compaction was interrupted here: restore the default
+            threshold = _SYNC_THRESHOLD
+        collection.modify(configuration={"hnsw": {"sync_threshold": 1}})
+        try:
+            client.get_collection(name, embedding_function=None).delete(ids=[_COMPACT_ID])
+        finally:
+            collection.modify(configuration={"hnsw": {"sync_threshold": threshold}})
+    logger.info("purged the write log of collection %r", name)
+
+
+def vacuum_persistent(path: Path, timeout_s: float = 3600) -> int:
+    """Rewrite embedded Chroma's database at ``path`` so that deleted text is physically gone.
+
+    Run it with no client open on ``path`` (Chroma takes the database for itself meanwhile).
+    Two steps: SQLite FTS5's ``optimize`` on Chroma's full-text index (a deleted document's
+    trigrams stay in the index's segments until they are merged), then Chroma's own
+    ``chroma vacuum`` (it purges the log as far as every segment allows and runs SQLite
+    ``VACUUM``, which rewrites the file without its free pages).
+
+    Returns how many logged writes with a document text are still in the log: 0 unless a
+    purge could not happen (another process holding the collection open).
+    """
+    database = path / "chroma.sqlite3"
+    if not database.exists():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(database, timeout=60)) as db, db:
+            found = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (_FTS_TABLE,)
+            ).fetchone()
+            if found:
+                db.execute(f"INSERT INTO {_FTS_TABLE}({_FTS_TABLE}) VALUES ('optimize')")
+    except sqlite3.Error as exc:  # "database is locked": a server or an ingest has it open
+        raise StoreUnavailableError(f"cannot compact {database}: {exc}") from exc
+    # Chroma's CLI is Rust, reached through its Python bindings; in a child process, because it
+    # prints to stdout and expects to own the process.
+    script = "import sys, chromadb_rust_bindings as b; b.cli(['chroma', *sys.argv[1:]])"
+    command = [sys.executable, "-c", script, "vacuum", "--path", str(path), "--force"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        raise StoreUnavailableError(f"chroma vacuum of {path} took over {timeout_s:g} s") from exc
+    if done.returncode != 0 or "Vacuum complete" not in done.stdout:
+        detail = (done.stderr or done.stdout).strip()[-500:]
+        raise StoreUnavailableError(f"chroma vacuum of {path} failed: {detail}")
+    logger.debug("chroma vacuum: %s", done.stdout.strip())
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+            row = db.execute(
+                "SELECT COUNT(*) FROM embeddings_queue WHERE metadata LIKE '%\"chroma:document\"%'"
+            ).fetchone()
+    except sqlite3.Error:  # another Chroma version's layout: nothing to say
+        return 0
+    return int(row[0])
 
 
 def list_collections(client: ClientAPI) -> list[str]:

@@ -23,10 +23,13 @@ Design:
   shared by one writer and several readers; their calls are serialised.
 - If the stored tokenizer version differs from the running one, the collection's postings are
   rebuilt from the stored texts once, when the index is opened.
+- A delete frees pages but leaves their bytes (a deleted chunk's text) in the file until SQLite
+  reuses them; ``vacuum`` (``docqa compact``) rewrites the file so they are gone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -76,6 +79,7 @@ class SqliteBM25Index:
         self._db.execute("PRAGMA busy_timeout = 10000")
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
+        self._db.execute("PRAGMA secure_delete = ON")  # a delete overwrites the text it frees
         self._db.execute("PRAGMA cache_size = -65536")  # 64 MiB: big upserts touch many pages
         self._db.executescript(_SCHEMA)
         self._reindex_if_stale()
@@ -265,3 +269,18 @@ def _filter_sql(filters: Filters | None) -> tuple[str, list[str]]:
         clauses.append(f"AND c2.{key} IN ({','.join('?' * len(values))})" if values else "AND 0")
         args.extend(values)
     return " ".join(clauses), args
+
+
+def vacuum(path: Path) -> None:
+    """Rewrite a keyword index file (all its collections) without its free pages; empty its WAL.
+
+    A delete only marks a chunk's pages free: its text stays in the file (and in the
+    write-ahead log) until SQLite reuses them. After this it is physically gone from both.
+    SQLite takes the file for itself meanwhile: other processes' reads and writes wait.
+    """
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None, timeout=10)) as db:
+        db.execute("VACUUM")
+        busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    if busy:
+        raise sqlite3.OperationalError(f"{path} is in use; its write-ahead log was not emptied")
+    logger.info("vacuumed the keyword index %s", path)

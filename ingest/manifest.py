@@ -91,6 +91,15 @@ class Manifest:
         with self._lock, self._conn:
             self._conn.execute("DELETE FROM files WHERE collection = ?", (collection,))
 
+    def vacuum(self) -> None:
+        """Rewrite the file without the pages of removed rows (titles are document text), and
+        empty the WAL."""
+        with self._lock:
+            self._conn.execute("VACUUM")
+            busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            raise sqlite3.OperationalError("the manifest is in use; its WAL was not emptied")
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()

@@ -2,7 +2,9 @@
 
 Flow: worker threads read, hash, parse and chunk files while the calling thread embeds the
 chunks of finished files in batches and writes them, file by file, so parsing overlaps with
-embedding (torch releases the GIL while it computes).
+embedding (torch releases the GIL while it computes). Each thread has its file parsed in a worker
+process (:mod:`ingest.parse_pool`), within a deadline and a memory budget: a file past either is
+reported as failed, like any bad file, and the run goes on.
 
 Crash safety rests on three rules:
 
@@ -35,7 +37,8 @@ from ingest.chunker import Chunker
 from ingest.discover import discover
 from ingest.errors import DocumentNotFoundError
 from ingest.manifest import Manifest, ManifestEntry
-from ingest.parsers import SUPPORTED_SUFFIXES, parse
+from ingest.parse_pool import ParseLimits, shared_pool
+from ingest.parsers import INFLATED_PER_FILE_BYTE, SUPPORTED_SUFFIXES
 from ingest.parsers.errors import ParseError
 from ingest.report import IngestReport
 
@@ -49,6 +52,19 @@ class IngestOptions:
     max_file_bytes: int = 50 * 1024 * 1024
     workers: int = 2
     embed_batch: int = 256  # chunks embedded together (from one or several files)
+    max_inflated_bytes: int | None = None  # what a DOCX may unpack to; None: 10 x max_file_bytes
+    parse_timeout_s: float = 120.0  # a file still parsing after this is reported and skipped
+    parse_memory_bytes: int | None = None  # a parse's memory; None: 20 x max_file_bytes, >= 512 MiB
+
+    def parse_limits(self) -> ParseLimits:
+        size = self.max_file_bytes
+        inflated, memory = self.max_inflated_bytes, self.parse_memory_bytes
+        return ParseLimits(
+            max_bytes=size,
+            max_inflated=INFLATED_PER_FILE_BYTE * size if inflated is None else inflated,
+            timeout_s=self.parse_timeout_s,
+            memory_bytes=max(512 << 20, 20 * size) if memory is None else memory,
+        )
 
 
 @dataclass
@@ -171,7 +187,7 @@ class Ingestor:
             progress(done, len(jobs), report.chunks_added)
 
     def _examine(self, path: Path, source: str) -> _Prepared | _Skipped:
-        """Worker thread: hash, compare with the manifest, parse and chunk."""
+        """Worker thread: hash, compare with the manifest, parse (in a worker process), chunk."""
         try:
             if path.is_symlink() and not path.exists():
                 return _Skipped(source, "broken symlink")
@@ -183,7 +199,7 @@ class Ingestor:
             old = self.manifest.get(self.collection, source)
             if old is not None and old.content_sha == sha:
                 return _Skipped(source, None)
-            doc = parse(path, self.options.max_file_bytes)
+            doc = shared_pool(self.options.workers).parse(path, self.options.parse_limits())
             doc_id = document_id(source)
             chunks = self.chunker.chunk(doc, doc_id, source)
         except ParseError as exc:
@@ -205,6 +221,8 @@ class Ingestor:
             return 0
         chunks = [c for p in pending for c in p.chunks]
         vectors = self.embedder.embed_documents([c.text for c in chunks])
+        # Everything a file may have in the stores: what its manifest row lists, and whatever a
+        # run killed half-way through it wrote (found by document id).
         befores = [
             self.vectors.ids({"doc_id": p.doc_id}) | set(p.old.chunk_ids if p.old else ())
             for p in pending
@@ -229,7 +247,9 @@ class Ingestor:
                 report.files_new += 1
             else:
                 report.files_changed += 1
-            report.chunks_added += len(new_ids - before)
+            # Added: new to the document as last written whole (its manifest row). Chunks a killed
+            # run had already written count too, so a resumed run reports what a clean one would.
+            report.chunks_added += len(new_ids - set(p.old.chunk_ids if p.old else ()))
             report.chunks_removed += len(stale)
         return len(pending)
 

@@ -8,7 +8,7 @@ from typing import Literal
 BlockKind = Literal["heading", "paragraph", "table", "list"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a long document holds tens of thousands
 class Block:
     """A structural unit of a document, in reading order.
 

@@ -73,9 +73,16 @@ class DocqaClient:
         return sorted(items, key=lambda c: c.name)
 
     async def upload(
-        self, collection: str, path: Path, filename: str | None = None
+        self, collection: str, path: Path, filename: str | None = None, *, replace: bool = True
     ) -> UploadReport:
-        """``POST /v1/collections/{collection}/documents`` with the file; the ingest report."""
+        """``POST /v1/collections/{collection}/documents`` with the file; the ingest report.
+
+        The document's source is its file name. ``replace`` is on for the UI: a person who picks
+        a file for a collection means to put that file in it, so a different document of the same
+        name is replaced, and the report says so ("updated"). Off, that upload is a 409. A file
+        the server could not ingest (a 422 that carries the report) comes back as its report,
+        with the reason, like any other outcome of the ingest.
+        """
         name = filename or path.name
         try:
             content = path.read_bytes()
@@ -86,10 +93,12 @@ class DocqaClient:
                 "POST",
                 f"/v1/collections/{_segment(collection)}/documents",
                 files={"file": (name, content)},
+                data={"replace": "true" if replace else "false"},
             )
-            response = await self._send(http, request)
+            response = await self._send(http, request, keep=_has_report)
             data = self._json(response)
-        return self._parse(lambda: UploadReport.from_json(data))
+        report = data["report"] if response.status_code == 422 else data
+        return self._parse(lambda: UploadReport.from_json(report))
 
     async def ask_stream(
         self,
@@ -149,8 +158,14 @@ class DocqaClient:
                 raise self._broken(exc) from exc
 
     async def _send(
-        self, http: httpx.AsyncClient, request: httpx.Request, stream: bool = False
+        self,
+        http: httpx.AsyncClient,
+        request: httpx.Request,
+        stream: bool = False,
+        keep: Callable[[httpx.Response], bool] | None = None,
     ) -> httpx.Response:
+        """The response, or a ``UiError`` for a failure or an HTTP error (unless ``keep`` says
+        this error response is the caller's to read; only without ``stream``)."""
         try:
             response = await http.send(request, stream=stream)
         except httpx.ConnectError as exc:
@@ -166,6 +181,8 @@ class DocqaClient:
         except httpx.TransportError as exc:
             raise self._broken(exc) from exc
         if response.status_code >= 400:
+            if keep is not None and not stream and keep(response):
+                return response
             body = (await response.aread()).decode("utf-8", "replace")
             await response.aclose()
             error = error_from_response(response.status_code, response.headers, body)
@@ -228,6 +245,17 @@ class DocqaClient:
         return UiError(
             f"The connection to the docqa server at {self.base_url} failed ({_reason(exc)})."
         )
+
+
+def _has_report(response: httpx.Response) -> bool:
+    """A 422 of an upload whose file could not be ingested: its body carries the report."""
+    if response.status_code != 422:
+        return False
+    try:
+        data = response.json()
+    except ValueError:
+        return False
+    return isinstance(data, dict) and isinstance(data.get("report"), dict)
 
 
 def _reason(exc: Exception) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app.ask_flow import validate_question
 from app.collections import existing_collection
 from app.deps import BackendDep, StateDep
 from app.schemas import Passage, RetrieveRequest, RetrieveResponse
@@ -30,6 +31,7 @@ def passage_of(hit: Hit) -> Passage:
 @router.post("/retrieve", response_model=RetrieveResponse)
 def retrieve(body: RetrieveRequest, backend: BackendDep, state: StateDep) -> RetrieveResponse:
     """The passages hybrid (or dense, or keyword) retrieval finds for a question."""
+    validate_question(state, body.question)  # DOCQA_MAX_QUESTION_CHARS, as for /v1/ask
     collection = existing_collection(backend, body.collection)
     filters = body.filters.as_dict() if body.filters else None
     result = backend.retriever(collection).retrieve(

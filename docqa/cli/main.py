@@ -8,7 +8,16 @@ import typer
 from pydantic import ValidationError
 
 from docqa import runtime
-from docqa.cli import ask_cmd, config_cmd, eval_cmd, ingest_cmd, models_cmd, serve_cmd, ui_cmd
+from docqa.cli import (
+    ask_cmd,
+    compact_cmd,
+    config_cmd,
+    eval_cmd,
+    ingest_cmd,
+    models_cmd,
+    serve_cmd,
+    ui_cmd,
+)
 from docqa.settings import ConfigFileError, load_settings
 
 app = typer.Typer(no_args_is_help=True, help="Answers from your own documents, with citations.")
@@ -17,6 +26,7 @@ app.add_typer(models_cmd.app, name="models")
 app.add_typer(ingest_cmd.cache_app, name="cache")
 app.command("ingest")(ingest_cmd.ingest)
 app.command("delete")(ingest_cmd.delete)
+app.command("compact")(compact_cmd.compact)
 app.command("serve")(serve_cmd.serve)
 app.command("ask")(ask_cmd.ask)
 app.command("ui")(ui_cmd.ui)

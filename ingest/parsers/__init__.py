@@ -7,7 +7,9 @@ escapes for bad content. The file is read once, up to ``max_bytes``, and the par
 those bytes, so a file that changes while we read cannot slip past the limit.
 
 Formats: ``.txt`` (:mod:`.text`), ``.md``/``.markdown`` (:mod:`.markdown`), ``.html``/``.htm``
-(:mod:`.html`), ``.pdf`` (:mod:`.pdf`), ``.docx`` (:mod:`.docx`).
+(:mod:`.html`), ``.pdf`` (:mod:`.pdf`), ``.docx`` (:mod:`.docx`). Zip-based formats (DOCX, the
+only one) also get ``max_inflated``: the bytes their members may inflate to, counted as they
+inflate (:mod:`._zip`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = ["SUPPORTED_SUFFIXES", "ParseError", "parse"]
 logger = logging.getLogger(__name__)
 
 Parser = Callable[[bytes, Path], ParsedDocument]
+ZipParser = Callable[[bytes, Path, int], ParsedDocument]  # data, path, inflated-bytes budget
 
 _PARSERS: dict[str, Parser] = {
     ".txt": parse_text,
@@ -38,24 +41,33 @@ _PARSERS: dict[str, Parser] = {
     ".html": parse_html,
     ".htm": parse_html,
     ".pdf": parse_pdf,
-    ".docx": parse_docx,
 }
-SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_PARSERS)
+_ZIP_PARSERS: dict[str, ZipParser] = {".docx": parse_docx}
+SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_PARSERS) | frozenset(_ZIP_PARSERS)
 EMPTY_REASON = "empty document"
+INFLATED_PER_FILE_BYTE = 10  # default inflated budget: text XML deflates up to about 10:1
 
 
-def parse(path: Path, max_bytes: int) -> ParsedDocument:
-    """Parse the file at ``path``; ParseError (with ``.reason``) for any bad input."""
+def parse(path: Path, max_bytes: int, max_inflated: int | None = None) -> ParsedDocument:
+    """Parse the file at ``path``; ParseError (with ``.reason``) for any bad input.
+
+    ``max_inflated`` (default ``INFLATED_PER_FILE_BYTE * max_bytes``) bounds what a zip-based
+    file may unpack to.
+    """
     path = Path(path)
-    _check_file(path, max_bytes)
-    parser = _PARSERS.get(path.suffix.lower())
-    if parser is None:
-        raise ParseError(path, f"unsupported file type {path.suffix.lower() or '(no extension)'}")
-    data = _read(path, max_bytes)
-    if not data.strip():
+    size = _check_file(path, max_bytes)
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise ParseError(path, f"unsupported file type {suffix or '(no extension)'}")
+    data = _read(path, size, max_bytes)
+    if data.isspace():  # (not strip(): that copies the file)
         raise ParseError(path, EMPTY_REASON)
+    inflated = max_inflated if max_inflated is not None else INFLATED_PER_FILE_BYTE * max_bytes
     try:
-        doc = parser(data, path)
+        if suffix in _ZIP_PARSERS:
+            doc = _ZIP_PARSERS[suffix](data, path, inflated)
+        else:
+            doc = _PARSERS[suffix](data, path)
     except (ParseError, MemoryError):
         raise
     except RecursionError as exc:
@@ -70,8 +82,8 @@ def parse(path: Path, max_bytes: int) -> ParsedDocument:
     return doc
 
 
-def _check_file(path: Path, max_bytes: int) -> None:
-    """A regular file within the size limit, or ParseError."""
+def _check_file(path: Path, max_bytes: int) -> int:
+    """The size of a regular file within the size limit, or ParseError."""
     try:
         info = path.stat()
     except FileNotFoundError:
@@ -88,13 +100,17 @@ def _check_file(path: Path, max_bytes: int) -> None:
         raise ParseError(path, "not a regular file")
     if info.st_size > max_bytes:
         raise ParseError(path, f"file is {info.st_size} bytes, over the limit of {max_bytes}")
+    return info.st_size
 
 
-def _read(path: Path, max_bytes: int) -> bytes:
+def _read(path: Path, size: int, max_bytes: int) -> bytes:
     """The file's bytes, never more than ``max_bytes`` of them."""
     try:
         with path.open("rb") as handle:
-            data = handle.read(max_bytes + 1)
+            # read(n) reserves n bytes first: ask for the size found, not for the limit.
+            data = handle.read(size + 1)
+            if len(data) > size:  # it grew since: read on, to the limit
+                data += handle.read(max_bytes + 1 - len(data))
     except PermissionError:
         raise ParseError(path, "permission denied") from None
     except OSError as exc:

@@ -83,10 +83,13 @@ class BlockBuilder:
     def __init__(self) -> None:
         self.blocks: list[Block] = []
         self._open: list[tuple[int, str]] = []
+        self._path: tuple[
+            str, ...
+        ] = ()  # the open headings' texts, shared by the blocks under them
 
     @property
     def path(self) -> tuple[str, ...]:
-        return tuple(text for _, text in self._open)
+        return self._path
 
     def heading(
         self, text: str, level: int, *, rank: int | None = None, page: int | None = None
@@ -99,8 +102,10 @@ class BlockBuilder:
         while self._open and self._open[-1][0] >= rank:
             self._open.pop()
         level = max(1, min(level, 6))
-        self.blocks.append(Block(text, "heading", page, self.path, level))
+        self._path = tuple(heading for _, heading in self._open)
+        self.blocks.append(Block(text, "heading", page, self._path, level))
         self._open.append((rank, text))
+        self._path = (*self._path, text)
         return text
 
     def add(self, text: str, kind: BlockKind = "paragraph", page: int | None = None) -> None:

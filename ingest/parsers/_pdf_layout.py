@@ -24,7 +24,7 @@ import re
 import statistics
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ingest.parsers._common import join_wrapped
@@ -33,28 +33,28 @@ _BULLET = re.compile(r"^[-•◦▪▫‣∙·●○■□–*]\s")
 _DIGITS = re.compile(r"\d+")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Line:
     text: str
     y: float  # baseline, in points from the bottom of the page
     size: float  # effective font size, in points
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Paragraph:
-    lines: list[Line] = field(default_factory=list)
+    """A paragraph as the rest of the parse needs it. Its lines are not kept: every page's
+    paragraphs wait for the whole document (running lines, heading sizes), and a line object per
+    line cost about five times the text."""
 
-    @property
-    def text(self) -> str:
-        return join_wrapped("\n".join(line.text for line in self.lines))
+    text: str
+    size: float  # of its first line
+    line_count: int
+    is_bullet: bool
 
-    @property
-    def size(self) -> float:
-        return self.lines[0].size
-
-    @property
-    def is_bullet(self) -> bool:
-        return bool(_BULLET.match(self.lines[0].text))
+    @classmethod
+    def of(cls, lines: Sequence[Line]) -> Paragraph:
+        text = join_wrapped("\n".join(line.text for line in lines))
+        return cls(text, lines[0].size, len(lines), bool(_BULLET.match(lines[0].text)))
 
 
 class LineCollector:
@@ -98,13 +98,13 @@ def paragraphs(lines: list[Line]) -> list[Paragraph]:
         if a.size == b.size and 0.3 * b.size < a.y - b.y < 3 * b.size
     ]
     spacing = statistics.median(gaps) if gaps else None
-    paras: list[Paragraph] = []
+    groups: list[list[Line]] = []
     for line in lines:
-        if paras and not _new_paragraph(paras[-1].lines[-1], line, spacing):
-            paras[-1].lines.append(line)
+        if groups and not _new_paragraph(groups[-1][-1], line, spacing):
+            groups[-1].append(line)
         else:
-            paras.append(Paragraph([line]))
-    return paras
+            groups.append([line])
+    return [Paragraph.of(group) for group in groups]
 
 
 def _new_paragraph(prev: Line, cur: Line, spacing: float | None) -> bool:
@@ -154,7 +154,7 @@ def heading_levels(pages: list[list[Paragraph]]) -> dict[float, int]:
 def is_heading(para: Paragraph, levels: dict[float, int]) -> bool:
     return (
         para.size in levels
-        and len(para.lines) <= 3
+        and para.line_count <= 3
         and len(para.text) <= 150
         and not para.is_bullet
     )

@@ -38,7 +38,8 @@ def parse_pdf(data: bytes, path: Path) -> ParsedDocument:
     if b"%PDF-" not in data[:1024]:
         raise ParseError(path, "corrupt PDF: no %PDF header (not a PDF file)")
     try:
-        reader = PdfReader(io.BytesIO(data))
+        # Not a bare BytesIO: pypdf asks it for getbuffer(), which copies the whole file.
+        reader = PdfReader(io.BufferedReader(io.BytesIO(data)))
         _unlock(reader, path)
         count = len(reader.pages)
         title = _metadata_title(reader)
@@ -92,14 +93,36 @@ def _page_paragraphs(reader: PdfReader, index: int, path: Path) -> list[layout.P
     """The page's paragraphs; ``None`` if the page could not be read."""
     collector = layout.LineCollector()
     try:
-        reader.pages[index].extract_text(visitor_text=collector)
+        page = reader.pages[index]
+        page.extract_text(visitor_text=collector)
     except MemoryError:
         raise
     except Exception as exc:  # one damaged page (bad font, broken stream) should not sink all
         logger.warning("%s: skipping page %d: %s", path, index + 1, _describe(exc))
         return None
+    finally:
+        _forget_decoded_contents(reader, index)
     collector.close()
     return layout.paragraphs(collector.lines)
+
+
+def _forget_decoded_contents(reader: PdfReader, index: int) -> None:
+    """Drop pypdf's cached inflation of a page's content streams once the page is read.
+
+    pypdf keeps the decoded bytes of every stream it has read (``decoded_self``) for the
+    reader's lifetime, so a whole document's inflated page contents (three or more times the
+    file) would stay in memory until the last page. Each page's are read once: free them.
+    """
+    try:
+        contents = reader.pages[index].get("/Contents")
+        resolved = contents.get_object() if contents is not None else None
+        streams = list(resolved) if isinstance(resolved, list) else [resolved]
+        for item in streams:
+            stream = item.get_object() if item is not None else None
+            if stream is not None and getattr(stream, "decoded_self", None) is not None:
+                stream.decoded_self = None
+    except Exception:  # a cache we could not reach only costs memory
+        logger.debug("could not free page %d's decoded contents", index + 1, exc_info=True)
 
 
 def _blocks(pages: list[list[layout.Paragraph]]) -> BlockBuilder:

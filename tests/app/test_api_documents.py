@@ -89,6 +89,7 @@ def test_collections_documents_and_delete(client: TestClient) -> None:
         ({"question": "x", "collection": "nope-missing"}, 404, "does not exist"),
         ({"question": "x", "collection": "a"}, 422, "collection"),
         ({"question": "x", "filters": {"owner": "me"}}, 422, "owner"),
+        ({"question": "x" * 2001}, 422, "2001 characters, over the limit of 2000"),
     ],
 )
 def test_bad_requests_get_clear_4xx(
@@ -118,8 +119,62 @@ def test_uploads_refuse_bad_types_sizes_and_paths(client: TestClient, tmp_path: 
     ]
     assert "notes.md" in sources
     r = client.post("/v1/collections/docs/documents", files={"file": ("bad.pdf", b"%PDF-1.4 junk")})
-    assert r.status_code == 200 and r.json()["files_failed"] == 1
-    assert "pdf" in r.json()["failures"][0]["error"].lower()
+    assert r.status_code == 422, r.text
+    error, report = r.json()["error"], r.json()["report"]
+    assert error["code"] == "ingest_failed" and error["message"].startswith("bad.pdf could not")
+    assert report["files_failed"] == 1 and report["failures"][0]["path"] == "bad.pdf"
+    reason = report["failures"][0]["error"]
+    assert "pdf" in reason.lower() and reason in error["message"]
+
+
+def test_a_long_file_name_keeps_its_extension(client: TestClient) -> None:
+    for name in ("n" * 296 + ".md", "值班" * 150 + ".md"):
+        r = client.post(
+            "/v1/collections/long/documents",
+            files={"file": (name, b"# Duty\n\nThe on-call phone is kept in room 4.\n")},
+        )
+        assert r.status_code == 200, r.text
+    sources = [
+        d["source"] for d in client.get("/v1/collections/long/documents").json()["documents"]
+    ]
+    assert len(sources) == 2 and all(s.endswith(".md") for s in sources), sources
+    assert all(len(s.encode()) <= 200 for s in sources)
+
+
+def test_same_named_uploads_need_their_own_source_or_replace(client: TestClient) -> None:
+    url = "/v1/collections/teams/documents"
+    team_a = b"# Report\n\nTeam A ships the billing service on Tuesdays.\n"
+    team_b = b"# Report\n\nTeam B ships the search service on Thursdays.\n"
+
+    def texts() -> str:
+        r = client.post("/v1/retrieve", json={"question": "ships", "collection": "teams"})
+        return " ".join(p["text"] for p in r.json()["passages"])
+
+    # The base name is the default source: team B's report.md may not silently replace A's.
+    r = client.post(url, files={"file": ("team-a/report.md", team_a)})
+    assert r.status_code == 200 and r.json()["files_new"] == 1, r.text
+    r = client.post(url, files={"file": ("team-b/report.md", team_b)})
+    assert r.status_code == 409, r.text
+    error = r.json()["error"]
+    assert error["code"] == "conflict" and "'report.md'" in error["message"]
+    assert "replace=true" in error["message"] and "source" in error["message"]
+    assert "Team A" in texts() and "Team B" not in texts()
+    # Each its own source: both stay.
+    r = client.post(url, files={"file": ("report.md", team_b)}, data={"source": "team-b/report.md"})
+    assert r.status_code == 200 and r.json()["files_new"] == 1, r.text
+    docs = client.get(url).json()["documents"]
+    assert sorted(d["source"] for d in docs) == ["report.md", "team-b/report.md"]
+    assert "Team A" in texts() and "Team B" in texts()
+    # The same content again is no conflict: nothing changes.
+    r = client.post(url, files={"file": ("report.md", team_a)})
+    assert r.status_code == 200 and r.json()["files_unchanged"] == 1, r.text
+    # Replacing is asked for.
+    r = client.post(url, files={"file": ("report.md", team_b)}, data={"replace": "true"})
+    assert r.status_code == 200 and r.json()["files_changed"] == 1, r.text
+    assert "Team A" not in texts()
+    # A source may not climb out of the collection.
+    r = client.post(url, files={"file": ("x.md", team_a)}, data={"source": "../x.md"})
+    assert r.status_code == 422 and "'..'" in r.json()["error"]["message"]
 
 
 def test_metrics_appear_and_move(client: TestClient) -> None:

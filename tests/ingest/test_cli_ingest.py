@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from docqa.cli.main import app
 from docqa.models.cache import ModelCache
 from docqa.models.catalog import MODELS
+from docqa.models.onnx_export import choose_backend, embedder_id
 from tests.conftest import TEST_MODELS_DIR
 
 KEYS = {
@@ -78,7 +79,9 @@ def test_human_report_delete_and_cache_stats(env: dict[str, str], corpus: Path) 
     code, out = _run(["cache", "stats", "--json"], env)
     stats = json.loads(out)
     assert code == 0 and stats["entries"] > 0 and stats["misses"] > 0
-    assert stats["by_model"] == {"all-minilm-l6-v2": stats["entries"]}
+    minilm = MODELS["all-minilm-l6-v2"]
+    expected = embedder_id(minilm.name, choose_backend("auto", minilm, "cpu"))
+    assert stats["by_model"] == {expected: stats["entries"]}
 
 
 def test_another_embedder_on_an_existing_collection_says_reindex(

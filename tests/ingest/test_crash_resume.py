@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -30,6 +31,12 @@ def _make_corpus(root: Path, n: int = 48) -> None:
         ]
         body = "\n\n".join(f"## Part {j}\n\n{p} Detail {i}-{j}." for j, p in enumerate(paras))
         (root / f"service-{i:03d}.md").write_text(f"# Service {i}\n\n{body}\n", encoding="utf-8")
+
+
+def _committed_chunks(data_dir: Path) -> int:
+    """Chunks of the files whose manifest rows are written (their ingest finished)."""
+    with sqlite3.connect(data_dir / "manifest.sqlite", timeout=10) as conn:
+        return sum(len(json.loads(ids)) for (ids,) in conn.execute("SELECT chunk_ids FROM files"))
 
 
 def _rows(data_dir: Path) -> int:
@@ -73,8 +80,10 @@ def test_sigkill_at_any_moment_then_resume_equals_a_clean_run(
     assert kills >= 2, "the corpus was ingested before it could be interrupted"
     assert _rows(data) < 48
 
+    committed, rows = _committed_chunks(data), _rows(data)
     final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert final.returncode == 0, final.stderr[-2000:]
+    resumed_report = json.loads(final.stdout.strip().splitlines()[-1])
 
     clean_settings = Settings(
         data_dir=tmp_path / "clean", models_dir=TEST_MODELS_DIR, profile="test"
@@ -86,6 +95,10 @@ def test_sigkill_at_any_moment_then_resume_equals_a_clean_run(
     resumed = Services.build(Settings(data_dir=data, models_dir=TEST_MODELS_DIR, profile="test"))
     killed_state, clean_state = _state(resumed), _state(clean)
     assert killed_state == clean_state
+    # The resumed run reports the chunks of every file it finished, as a clean run would, even
+    # those a killed run had already written (not fewer: they were not committed).
+    assert resumed_report["chunks_added"] == report.chunks_added - committed
+    assert resumed_report["files_new"] == 48 - rows
     assert len(set(killed_state["vector_ids"])) == len(killed_state["vector_ids"])  # type: ignore[arg-type]
     q = "which service handles billing on port 8003"
     assert [h.chunk.id for h in resumed.keywords("docs").search(q, 10)] == [

@@ -5,6 +5,8 @@ A person logs in with a key, asks, sees a streamed answer with a confidence badg
 sources, opens a source (name and highlighted passage), asks a follow-up in Chinese (the history
 reaches the API: the follow-up shows what was searched for), uploads a Chinese-named Markdown
 file into a new collection and sees its report, and sees readable messages for API errors.
+Chinese in the chat and in a cited passage must be drawn as glyphs, not as empty boxes (chromium
+has no CJK font unless `make browser` installs Debian's fonts-noto-cjk): a screenshot check.
 Screenshots land in test-artifacts/ui/, with the server's log.
 
 Without /usr/bin/chromium the test is skipped, except under CI (env CI set), where it fails:
@@ -52,7 +54,7 @@ if not CHROMIUM.exists():
         pytest.fail(f"the browser test cannot run under CI: {reason}", pytrace=False)
     pytest.skip(reason, allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright  # noqa: E402
 
 
 def _free_port() -> int:
@@ -166,6 +168,37 @@ def login(page: Page) -> None:
     expect(page.locator("#question textarea")).to_be_visible(timeout=STEP_S)
 
 
+# Reverses, in place, every run of two or more CJK ideographs in an element's text; returns how
+# many text nodes changed. Without a CJK font chromium draws every ideograph as the same empty
+# box, so the element looks the same reversed; with one, it does not.
+_REVERSE_CJK = """el => {
+    const cjk = /[\\u3400-\\u9fff\\uf900-\\ufaff]{2,}/g;
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    const saved = [];
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const text = node.data.replace(cjk, run => [...run].reverse().join(''));
+        if (text !== node.data) { saved.push([node, node.data]); node.data = text; }
+    }
+    el.__docqaRestore = () => { for (const [node, text] of saved) node.data = text; };
+    return saved.length;
+}"""
+
+
+def assert_chinese_renders(locator: Locator, name: str) -> None:
+    """The Chinese in ``locator`` is drawn as glyphs: its screenshot changes when each run of
+    ideographs is reversed (boxes look alike in any order). The screenshot is kept as ``name``."""
+    before = locator.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    assert locator.evaluate(_REVERSE_CJK) > 0, "no Chinese text to check"
+    try:
+        after = locator.screenshot()
+    finally:
+        locator.evaluate("el => el.__docqaRestore()")
+    assert before != after, (
+        "Chinese renders as empty boxes: chromium has no CJK font "
+        "(`make browser` installs fonts-noto-cjk)"
+    )
+
+
 def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
@@ -241,6 +274,7 @@ def test_ask_read_the_cited_source_and_follow_up_in_chinese(page: Page) -> None:
     expect(follow_up.locator(".docqa-query")).to_contain_text("How often do API keys rotate?")
     expect(follow_up.locator(".docqa-badge")).to_be_visible()
     shot(page, "04-follow-up")
+    assert_chinese_renders(page.locator("#chat [data-testid='user']").last, "04-chinese-question")
 
     # Clicking the first answer lists its sources again.
     page.locator("#chat [data-testid='bot']").first.click()
@@ -284,6 +318,7 @@ def test_upload_a_chinese_named_file_then_ask_it_and_see_readable_errors(
     expect(panel.locator(".docqa-passage")).to_contain_text("值班表每周一上午十点交接")
     expect(panel.locator(".docqa-passage mark").first).to_contain_text("handover")
     shot(page, "06-chinese-source")
+    assert_chinese_renders(panel.locator(".docqa-passage"), "06-chinese-passage")
 
     # API errors become readable messages: a refused file type (415), an unknown collection (404).
     upload.set_input_files(

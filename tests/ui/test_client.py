@@ -232,8 +232,40 @@ def test_collections_and_upload_with_a_chinese_file_name(tmp_path: Path) -> None
     upload = seen[-1]
     assert upload.url.raw_path == b"/v1/collections/my%20docs/documents"
     assert "值班手册.md".encode() in upload.content and "每周一交接".encode() in upload.content
+    assert b'name="replace"\r\n\r\ntrue\r\n' in upload.content  # the UI's upload replaces
     missing = error_of(lambda: asyncio.run(client.upload("docs", tmp_path / "gone.md")))
     assert "Cannot read the uploaded file 'gone.md'" in str(missing)
+
+
+def test_an_upload_the_server_could_not_ingest_comes_back_as_its_report(tmp_path: Path) -> None:
+    failure = {"path": "scan.pdf", "error": "PDF has no text layer (scanned?)"}
+    report = {
+        "files_new": 0,
+        "files_changed": 0,
+        "files_unchanged": 0,
+        "files_failed": 1,
+        "failures": [failure],
+        "chunks_added": 0,
+        "chunks_removed": 0,
+        "cache_hits": 0,
+        "cache_misses": 0,
+        "seconds": 0.1,
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if b'name="replace"\r\n\r\nfalse' in request.content:
+            message = "collection 'docs' already has a different document with source 'scan.pdf'"
+            return httpx.Response(409, json={"error": {"code": "conflict", "message": message}})
+        error = {"code": "ingest_failed", "message": "scan.pdf could not be ingested: ..."}
+        return httpx.Response(422, json={"error": error, "report": report})
+
+    path = tmp_path / "scan.pdf"
+    path.write_bytes(b"%PDF-1.4")
+    client = client_for(handler)
+    got = asyncio.run(client.upload("docs", path))
+    assert got.files_failed == 1 and got.failures[0].error == failure["error"]
+    conflict = error_of(lambda: asyncio.run(client.upload("docs", path, replace=False)))
+    assert conflict.status == 409 and "already has a different document" in str(conflict)
 
 
 def test_sse_parser_joins_data_lines_and_ignores_other_fields() -> None:
