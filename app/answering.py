@@ -10,6 +10,7 @@ supporting sentence of the top passage), flagged ``degraded``; never an error.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -144,7 +145,11 @@ class AnswerService:
         return Plan(question, query, result.hits, evidence, prompt, timings, started)
 
     def generate(
-        self, plan: Plan, on_token: OnToken | None = None, deadline: float | None = None
+        self,
+        plan: Plan,
+        on_token: OnToken | None = None,
+        deadline: float | None = None,
+        cancel: threading.Event | None = None,
     ) -> Generation:
         """Run in the generation queue. Raises whatever the generator raises."""
         assert plan.prompt is not None
@@ -157,6 +162,7 @@ class AnswerService:
                 max_new_tokens=self.config.answer_max_tokens,
                 deadline=deadline,
                 on_token=on_token,
+                cancel=cancel,
             )
         finally:
             plan.timings_ms["generate"] = round((time.perf_counter() - started) * 1000.0, 2)
@@ -165,6 +171,8 @@ class AnswerService:
     def finish(self, plan: Plan, generation: Generation | None, error: str | None = None) -> Answer:
         timings = {k: plan.timings_ms.get(k, 0.0) for k in ("embed", "retrieve", "rerank")}
         timings["generate"] = plan.timings_ms.get("generate", 0.0)
+        if "first_token" in plan.timings_ms:  # from the request's start; streamed or not
+            timings["first_token"] = plan.timings_ms["first_token"]
         if plan.prompt is None:
             return self._declined(plan, timings)
         if generation is None or generation.finish_reason == "timeout":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -44,9 +45,28 @@ async def run_ask(
     req: AskRequest,
     on_token: Callable[[str], None] | None = None,
 ) -> AskResponse:
+    """Answer ``req``. Cancelling this coroutine (the client went away) stops the generation
+    within a token or a prompt chunk and frees its queue slot."""
+    cancel = threading.Event()
+    try:
+        return await _run_ask(state, backend, req, on_token, cancel)
+    except asyncio.CancelledError:
+        cancel.set()
+        state.metrics.answers.labels("cancelled").inc()
+        raise
+
+
+async def _run_ask(
+    state: ServiceState,
+    backend: Backend,
+    req: AskRequest,
+    on_token: Callable[[str], None] | None,
+    cancel: threading.Event,
+) -> AskResponse:
     validate_question(state, req.question)
     collection = existing_collection(backend, req.collection)
     answers = backend.answers
+    started = time.perf_counter()
     limit = time.monotonic() + state.settings.request_timeout_s
     query = None
     if req.history:
@@ -56,7 +76,10 @@ async def run_ask(
             rewritten = await _in_queue(
                 state,
                 lambda: answers.generator.generate(
-                    messages, REWRITE_TOKENS, deadline=min(limit, time.monotonic() + 20)
+                    messages,
+                    REWRITE_TOKENS,
+                    deadline=min(limit, time.monotonic() + 20),
+                    cancel=cancel,
                 ),
                 limit - time.monotonic(),
             )
@@ -71,11 +94,19 @@ async def run_ask(
         answers.plan, backend.retriever(collection), req.question, req.top_k, filters or None, query
     )
     generation, error = None, None
+    first_token: list[float] = []
+
+    def each_token(piece: str) -> None:
+        if not first_token:
+            first_token.append(time.perf_counter())
+        if on_token is not None:
+            on_token(piece)
+
     if plan.prompt is not None:
         try:
             generation = await _in_queue(
                 state,
-                lambda: answers.generate(plan, on_token, deadline=limit),
+                lambda: answers.generate(plan, each_token, deadline=limit, cancel=cancel),
                 limit - time.monotonic(),
             )
         except TimeoutError:
@@ -85,14 +116,18 @@ async def run_ask(
         except Exception as exc:  # any generator failure degrades to an extractive answer
             log.exception("generation failed")
             error = f"{type(exc).__name__}: {exc}"
+    if first_token:
+        plan.timings_ms["first_token"] = round((first_token[0] - started) * 1000.0, 2)
     answer = answers.finish(plan, generation, error)
+    if first_token:
+        state.metrics.time_to_first_token.observe(first_token[0] - started)
     _record(state, plan, answer, req)
     return to_response(answer, backend)
 
 
 def _record(state: ServiceState, plan: Plan, answer: Answer, req: AskRequest) -> None:
     m = state.metrics
-    m.observe_stages(answer.timings_ms)
+    m.observe_stages({k: v for k, v in answer.timings_ms.items() if k != "first_token"})
     m.answers.labels(answer.outcome).inc()
     m.confidence.observe(answer.confidence)
     m.generated_tokens.inc(answer.completion_tokens)
@@ -128,6 +163,7 @@ def to_response(answer: Answer, backend: Backend) -> AskResponse:
         timings_ms=answer.timings_ms,
         model=ModelInfo(
             generator=generator.model_id,
+            engine=generator.engine,
             quantization=generator.quantization,
             embedder=backend.embedder.model_id,
         ),

@@ -7,15 +7,25 @@ never raise ``HTTPException``. Every error reaches the client as
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ApiError(Exception):
+    """``extra``: more top-level fields of the error body beside ``error`` (e.g. a report)."""
+
     status_code = 500
     code = "internal_error"
 
-    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.headers = headers or {}
+        self.extra = extra or {}
 
 
 class BadRequestError(ApiError):
@@ -33,6 +43,11 @@ class NotFoundError(ApiError):
     code = "not_found"
 
 
+class ConflictError(ApiError):
+    status_code = 409
+    code = "conflict"
+
+
 class PayloadTooLargeError(ApiError):
     status_code = 413
     code = "payload_too_large"
@@ -48,6 +63,13 @@ class ValidationFailedError(ApiError):
     code = "invalid_request"
 
 
+class DocumentRejectedError(ApiError):
+    """A well-formed upload whose file could not be ingested (corrupt, encrypted, no text)."""
+
+    status_code = 422
+    code = "ingest_failed"
+
+
 class RateLimitedError(ApiError):
     status_code = 429
     code = "rate_limited"
@@ -61,3 +83,10 @@ class OverloadedError(ApiError):
 class NotReadyError(ApiError):
     status_code = 503
     code = "not_ready"
+
+
+class ClientClosedError(ApiError):
+    """The client went away before its answer was ready (nginx's 499); nobody reads the body."""
+
+    status_code = 499
+    code = "client_closed_request"

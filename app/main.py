@@ -18,9 +18,11 @@ from fastapi import Depends, FastAPI, Request, Response
 
 from app import error_handlers
 from app.backend import Backend
+from app.errors import ApiError
 from app.routes import ask, chat, documents, health, retrieve
 from app.security import check_api_key, require_api_key
 from app.state import ServiceState
+from app.upload_limit import UploadLimit, upload_limit_bytes
 from docqa.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,21 +57,39 @@ def create_app(settings: Settings, build_backend: BackendFactory) -> FastAPI:
     app.include_router(ask.router, dependencies=protected)
     app.include_router(chat.router, dependencies=protected)
 
+    # Inside `measure`, so a refused upload is counted too.
+    app.add_middleware(UploadLimit, limit=lambda: upload_limit_bytes(state.settings))
+
     @app.middleware("http")
     async def measure(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        if request.url.path == "/metrics" and settings.protect_metrics:
-            check_api_key(state, request)
         started = time.perf_counter()
-        response = await call_next(request)
+        denied = _metrics_denied(state, request)
+        response = denied if denied is not None else await call_next(request)
         # The route template, not the raw path, keeps label values bounded.
-        endpoint = str(getattr(request.scope.get("route"), "path", "unmatched"))
+        route = request.scope.get("route")
+        endpoint = "/metrics" if denied is not None else str(getattr(route, "path", "unmatched"))
         state.metrics.requests.labels(endpoint, str(response.status_code)).inc()
         state.metrics.request_latency.labels(endpoint).observe(time.perf_counter() - started)
         return response
 
     return app
+
+
+def _metrics_denied(state: ServiceState, request: Request) -> Response | None:
+    """The 401 or 429 of a /metrics request without a valid key, when DOCQA_PROTECT_METRICS.
+
+    /metrics belongs to the health router, which has no key dependency; the check runs in
+    middleware, outside the exception handlers, so it answers here, in their shape.
+    """
+    if request.url.path != "/metrics" or not state.settings.protect_metrics:
+        return None
+    try:
+        check_api_key(state, request)
+    except ApiError as exc:
+        return error_handlers.api_error_response(exc)
+    return None
 
 
 async def _load(state: ServiceState, build_backend: BackendFactory) -> None:
@@ -86,6 +106,7 @@ async def _load(state: ServiceState, build_backend: BackendFactory) -> None:
         state.metrics.model.info(
             {
                 "generator": generator.model_id,
+                "engine": generator.engine,
                 "quantization": generator.quantization,
                 "embedder": embedder.model_id,
                 "profile": state.settings.profile,

@@ -68,6 +68,7 @@ class CitationOut(BaseModel):
 
 class ModelInfo(BaseModel):
     generator: str
+    engine: str = Field(description="What runs the generator: llamacpp or transformers.")
     quantization: str
     embedder: str
 

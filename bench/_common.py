@@ -30,6 +30,9 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # `python bench/x.py` puts bench/ first, not the repo root
     sys.path.insert(0, str(REPO_ROOT))
+# As docqa.runtime.configure does for the CLI and the server, before torch or llama.cpp load
+# their OpenMP runtime: active waiting collapses on a busy machine (docs/BENCHMARKS.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from docqa.settings import Settings  # noqa: E402
 from ingest.pipeline import Ingestor  # noqa: E402
@@ -279,6 +282,7 @@ def machine() -> dict[str, str]:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     return {
         "cpu": f"{cores} cores (nproc), {_cpu_model()}",
+        "cpu flags": cpu_flag_summary(),
         "gpu": gpu,
         "torch": f"{torch.__version__} ({torch.get_num_threads()} threads)",
         "python": platform.python_version(),
@@ -289,6 +293,21 @@ def machine() -> dict[str, str]:
         "code": code_version(),
         "load at start": load_average(),
     }
+
+
+# The instruction sets that decide how fast the engines run here (bf16, int8 dot products).
+_SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx")
+
+
+def cpu_flag_summary() -> str:
+    """Which of the speed-relevant /proc/cpuinfo flags this CPU has (``amx`` stands for all
+    ``amx_*``)."""
+    from index.hardware import read_cpu_flags
+
+    flags = read_cpu_flags()
+    have = sorted(f for f in flags if f.startswith(_SPEED_FLAGS))
+    missing = [f for f in _SPEED_FLAGS if not any(h.startswith(f) for h in have)]
+    return f"{' '.join(have) or 'none'}; not: {' '.join(missing) or '-'}"
 
 
 def load_average() -> str:

@@ -1,8 +1,10 @@
-"""Answer-service latency, generation throughput and memory, per profile and quantization.
+"""Answer-service latency, generation throughput and memory, per profile, engine and quantization.
 
 For each profile (``test``: SmolLM2-135M + all-MiniLM-L6-v2; ``default``: Qwen2.5-Coder-1.5B +
-multilingual-e5-small) and each quantization (``none``, ``int8``, ``int4``), one fresh worker
-process (so its peak memory is its own):
+multilingual-e5-small) and each variant (``llamacpp``: the GGUF on llama.cpp, the CPU default;
+``transformers/QUANT[/DTYPE]``: transformers with ``none``, ``int8`` or ``int4`` and, for
+``none``, a forced CPU dtype ``bfloat16`` or ``float32``), one fresh worker process (so its peak
+memory is its own):
 
 1. builds the real app (``create_app(settings, Services.build_for_serving)``) and enters it with
    FastAPI's ``TestClient`` (real HTTP semantics, in-process ASGI), which loads the models in the
@@ -13,9 +15,12 @@ process (so its peak memory is its own):
    response's ``timings_ms`` per stage;
 3. for every question the service answered with the LLM, builds the same prompt again
    (``AnswerService.plan``: the same retrieval, hence the same passages) and times the bare
-   ``model.generate`` on it (greedy, the same token budget and stop tokens, no scores, no streamer,
-   no deadline): tokens/s of the service's ``generate`` stage over tokens/s of the bare call is
-   the overhead ratio (target >= 0.9);
+   engine on it: transformers' ``model.generate`` (greedy, the same token budget and stop tokens,
+   no scores, no streamer, no deadline), or llama-cpp-python's ``create_chat_completion`` on the
+   same GGUF with its KV cache reset (the anchor: the service's generate stage must take at most
+   its time, and the service's time to first token at most its cold prompt read); for llama.cpp
+   also our generator's time to first token cold and after another question's prompt (the
+   prefix-cache gain);
 4. reports its peak RSS (``ru_maxrss``) and the model's own footprint.
 
 A quantized model is saved once in the model cache (``<models>/quantized``); a worker run first
@@ -23,7 +28,7 @@ in a separate process fills that cache, so the measured worker loads it the way 
 ``docqa serve`` does and its peak memory excludes the one-time quantization.
 
     .venv/bin/python bench/ask.py --models-dir /tmp/dq1/models
-    .venv/bin/python bench/ask.py --profiles test --quantizations none --questions-test 10
+    .venv/bin/python bench/ask.py --profiles test --variants llamacpp --questions-test 10
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ COLLECTION = "xquad-en"
 TOP_K = 5
 STAGES = ("embed", "retrieve", "rerank", "generate", "total")
 QUANTIZATIONS = ("none", "int8", "int4")
+VARIANTS = ("llamacpp", "transformers/none/float32", "transformers/none/bfloat16")
 TARGET_RATIO = 0.9
 
 
@@ -91,14 +97,33 @@ def p50_p95(values: list[float]) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------------------- worker
-def _settings(args: argparse.Namespace, quantization: str) -> Any:
+def parse_variant(variant: str) -> tuple[str, str | None, str]:
+    """``llamacpp`` or ``transformers/QUANT[/DTYPE]`` -> (engine, quantization, cpu dtype).
+
+    >>> parse_variant("llamacpp"), parse_variant("transformers/none/bfloat16")
+    (('llamacpp', None, 'auto'), ('transformers', 'none', 'bfloat16'))
+    """
+    engine, *rest = variant.split("/")
+    if engine == "llamacpp" and not rest:
+        return engine, None, "auto"
+    if engine == "transformers" and rest and rest[0] in QUANTIZATIONS and len(rest) <= 2:
+        dtype = rest[1] if len(rest) == 2 else "auto"
+        if dtype in ("auto", "bfloat16", "float32"):
+            return engine, rest[0], dtype
+    raise ValueError(f"unknown variant {variant!r}: llamacpp or transformers/QUANT[/DTYPE]")
+
+
+def _settings(args: argparse.Namespace, variant: str) -> Any:
     from docqa.settings import Settings
 
+    engine, quantization, dtype = parse_variant(variant)
     return Settings(
         data_dir=Path(args.work_dir) / args.profile,
         models_dir=Path(args.models_dir),
         profile=args.profile,
+        llm_engine=engine,
         llm_quantization=quantization,
+        llm_cpu_dtype=dtype,
         rerank=False,
         # Latency is what is measured here: no request may be cut short or turned extractive.
         generation_timeout_s=1800.0,
@@ -117,9 +142,9 @@ def _prepare_only(args: argparse.Namespace) -> None:
     """Load the generator once so a quantized model lands in the model cache, then exit."""
     from docqa.compose import build_generator
 
-    settings = _settings(args, args.quantization)
+    settings = _settings(args, args.variant)
     generator = build_generator(settings).load()
-    log.info("generator ready (%s, loaded from %s)", args.quantization, generator.load_source)
+    log.info("generator ready (%s, loaded from %s)", args.variant, generator.load_source)
 
 
 def _raw_generate(generator: Any, messages: Any, max_new_tokens: int) -> tuple[int, float]:
@@ -148,13 +173,56 @@ def _raw_generate(generator: Any, messages: Any, max_new_tokens: int) -> tuple[i
     return len(new), seconds
 
 
+class BareLlama:
+    """The anchor for llama.cpp: llama-cpp-python's own ``create_chat_completion`` on the same
+    GGUF, context and threads, greedy, its KV cache reset before every call (cold)."""
+
+    def __init__(self, generator: Any) -> None:
+        from llama_cpp import Llama
+
+        self.llm = Llama(
+            model_path=str(generator.path),
+            n_ctx=int(generator._llm.n_ctx()),
+            n_threads=generator.threads,
+            n_threads_batch=generator.threads,
+            verbose=False,
+        )
+
+    def complete(self, messages: Any, max_tokens: int) -> tuple[int, float]:
+        self.llm.reset()
+        started = time.perf_counter()
+        out = self.llm.create_chat_completion(
+            messages=messages, max_tokens=max_tokens, temperature=0.0, top_k=1
+        )
+        return int(out["usage"]["completion_tokens"]), time.perf_counter() - started
+
+    def prefill_s(self, messages: Any) -> float:
+        """The cold prompt read and one token: the bare time to first token."""
+        return self.complete(messages, 1)[1]
+
+
+def _prefix_gain(generator: Any, previous: Any, messages: Any) -> dict[str, float]:
+    """Our generator's time to first token on ``messages``, cold (KV cache reset) and warm (after
+    ``previous``, another question's prompt: only the shared prefix is reused)."""
+    generator._llm.reset()
+    cold = generator.generate(messages, 1)
+    generator.generate(previous, 1)
+    warm = generator.generate(messages, 1)
+    return {
+        "cold_first_token_s": cold.first_token_s or 0.0,
+        "warm_first_token_s": warm.first_token_s or 0.0,
+        "cached_tokens": warm.cached_prompt_tokens,
+        "prompt_tokens": warm.prompt_tokens,
+    }
+
+
 def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     from fastapi.testclient import TestClient
 
     from app.main import create_app
     from docqa.compose import Services
 
-    settings = _settings(args, args.quantization)
+    settings = _settings(args, args.variant)
     built: dict[str, Services] = {}
 
     def factory(s: Any) -> Services:
@@ -219,13 +287,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
             if body["timings_ms"]["generate"] > 0 and body["usage"]["completion_tokens"] > 0:
                 plan = services.answers.plan(services.retriever(COLLECTION), question, TOP_K, None)
                 if plan.prompt is not None:
-                    cpu0 = time.process_time()
-                    tokens, seconds = _raw_generate(
-                        generator, plan.prompt.messages, settings.answer_max_tokens
-                    )
-                    row["raw_cpu_s"] = time.process_time() - cpu0
-                    row["raw_tokens"] = tokens
-                    row["raw_s"] = seconds
+                    row["messages"] = plan.prompt.messages
             rows.append(row)
             log.info(
                 "%s: ask %.0f ms (generate %.0f ms, %d tokens)%s",
@@ -237,13 +299,21 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
                 if "raw_s" in row
                 else "",
             )
-        footprint = int(generator._model.get_memory_footprint())
-        load_source = generator.load_source
+        # The service's own peak, before a second model is loaded for the bare anchor.
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        if generator.engine == "llamacpp":
+            footprint = int(generator._llm._model.size())
+            load_source = "gguf"
+        else:
+            footprint = int(generator._model.get_memory_footprint())
+            load_source = generator.load_source
         load_seconds = generator.load_seconds
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        _bare_rows(generator, rows, settings.answer_max_tokens)
     return {
         "profile": args.profile,
-        "quantization": args.quantization,
+        "variant": args.variant,
+        "engine": generator.engine,
+        "quantization": generator.quantization,
         "generator": generator.model_id,
         "embedder": services.embedder.model_id,
         "ready_s": round(ready_s, 1),
@@ -253,6 +323,31 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
         "peak_rss_bytes": peak_kb * 1024,
         "rows": rows,
     }
+
+
+def _bare_rows(generator: Any, rows: list[dict[str, Any]], max_tokens: int) -> None:
+    """The bare engine on each prompt the service answered with the LLM; llama.cpp also gets
+    the bare time to first token and our prefix-cache gain."""
+    bare = BareLlama(generator) if generator.engine == "llamacpp" else None
+    previous = None
+    for row in rows:
+        messages = row.pop("messages", None)
+        if messages is None:
+            continue
+        cpu0 = time.process_time()
+        if bare is None:
+            tokens, seconds = _raw_generate(generator, messages, max_tokens)
+        else:
+            tokens, seconds = bare.complete(messages, max_tokens)
+        row["raw_cpu_s"] = time.process_time() - cpu0
+        row["raw_tokens"] = tokens
+        row["raw_s"] = seconds
+        if bare is not None:
+            row["bare_prefill_s"] = bare.prefill_s(messages)
+            if previous is not None:
+                row["prefix"] = _prefix_gain(generator, previous, messages)
+            previous = messages
+        log.info("bare: %d tokens in %.0f ms", tokens, seconds * 1000)
 
 
 # ------------------------------------------------------------------------------------- summary
@@ -279,7 +374,30 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         if timed
         else None
     )
+    bare_time = sum(r["raw_s"] for r in compared)
+    first = [r["timings_ms"]["first_token"] for r in rows if "first_token" in r["timings_ms"]]
+    prefill = [r["bare_prefill_s"] * 1000.0 for r in rows if "bare_prefill_s" in r]
+    prefix = [r["prefix"] for r in rows if "prefix" in r]
     return {
+        # The service's generate stage against the bare engine on the same prompts (target <= 1).
+        "time_ratio": round(
+            sum(r["timings_ms"]["generate"] for r in compared) / (bare_time * 1000.0), 3
+        )
+        if bare_time
+        else None,
+        "first_token": p50_p95(first),
+        "bare_prefill": p50_p95(prefill),
+        "prefix_cold_ms": round(statistics.fmean(x["cold_first_token_s"] for x in prefix) * 1e3)
+        if prefix
+        else None,
+        "prefix_warm_ms": round(statistics.fmean(x["warm_first_token_s"] for x in prefix) * 1e3)
+        if prefix
+        else None,
+        "prefix_cached_share": round(
+            sum(x["cached_tokens"] for x in prefix) / sum(x["prompt_tokens"] for x in prefix), 3
+        )
+        if prefix
+        else None,
         "cpu_ratio": None if cpu_ratio is None else round(cpu_ratio, 3),
         "questions": len(rows),
         "answered_by_llm": len(generated),
@@ -308,13 +426,35 @@ def _gib(n: int) -> str:
     return f"{n / 2**30:.2f}"
 
 
+def _met(ok: bool) -> str:
+    return "met" if ok else "missed"
+
+
 def write_report(
     results: list[dict[str, Any]], host: dict[str, str], args: argparse.Namespace
 ) -> str:
-    lat_rows, tps_rows, mem_rows = [], [], []
+    lat_rows, tps_rows, mem_rows, engine_rows = [], [], [], []
     for res in results:
         s = summarize(res)
-        name = f"{res['profile']} / {res['quantization']}"
+        name = f"{res['profile']} / {res.get('variant', res['quantization'])}"
+        if res.get("engine") == "llamacpp":
+            ratio_t = s["time_ratio"]
+            ttft, prefill = s["first_token"], s["bare_prefill"]
+            engine_rows.append(
+                [
+                    name,
+                    res["quantization"],
+                    "–" if ratio_t is None else f"{ratio_t:.3f} ({_met(ratio_t <= 1.0)})",
+                    f"{ttft['p50']:.0f} / {ttft['p95']:.0f}",
+                    f"{prefill['p50']:.0f} / {prefill['p95']:.0f}"
+                    f" ({_met(ttft['p50'] <= prefill['p50'])})",
+                    f"{s['prefix_cold_ms']} → {s['prefix_warm_ms']}"
+                    if s["prefix_cold_ms"] is not None
+                    else "–",
+                    "–" if s["prefix_cached_share"] is None else f"{s['prefix_cached_share']:.0%}",
+                    f"{_gib(res['peak_rss_bytes'])} ({_met(res['peak_rss_bytes'] < 2 * 2**30)})",
+                ]
+            )
         st = s["stages"]
         lat_rows.append(
             [
@@ -376,7 +516,7 @@ def write_report(
         "",
         markdown_table(
             [
-                "profile / quantization",
+                "profile / variant",
                 "questions",
                 "retrieve p50",
                 "retrieve p95",
@@ -387,9 +527,38 @@ def write_report(
             lat_rows,
         ),
         "",
+        "llama.cpp (the CPU engine) against bare llama-cpp-python "
+        "(`Llama.create_chat_completion` on the same GGUF, context and threads, greedy, its KV "
+        "cache reset before each call) on the same prompts. `service / bare time`: the "
+        "service's `generate` stage over the bare call's time, summed over the prompts (target "
+        "≤ 1.0). `first token`: the response's `timings_ms.first_token`, from the request's "
+        "start (retrieval included), against the bare time to first token (the cold prompt "
+        "read plus one token; target: p50 ≤ it). `prefix cache`: our generator's time to first "
+        "token on a prompt read cold (KV cache reset) → right after another question's prompt "
+        "(the shared fixed instructions reused), mean ms; `reused`: share of prompt tokens not "
+        "read again. Peak RSS: the service process before the bare model loads (target < 2 GiB "
+        "for the 1.5B).",
+        "",
+        markdown_table(
+            [
+                "profile / variant",
+                "quantization (GGUF)",
+                "service / bare time",
+                "first token p50 / p95",
+                "bare first token p50 / p95",
+                "prefix cache: cold → warm ms",
+                "reused",
+                "peak RSS GiB",
+            ],
+            engine_rows,
+        )
+        if engine_rows
+        else "(no llama.cpp row in this run)",
+        "",
         "Generation throughput: completion tokens over the `generate` stage's time (prompt "
         "reading included), for the service, and for the bare `model.generate` on the same "
-        "prompts (greedy, same budget and stop tokens; no scores, no streamer, no deadline). "
+        "prompts (greedy, same budget and stop tokens; no scores, no streamer, no deadline; "
+        "for llama.cpp the bare call above). "
         f"Target: service / bare ≥ {TARGET_RATIO}. `same tokens`: questions where both produced "
         "the same number of tokens. `by CPU time`: the same ratio with this process's CPU seconds "
         "(the whole `/v1/ask` call against the bare call) instead of wall time, which other "
@@ -397,7 +566,7 @@ def write_report(
         "",
         markdown_table(
             [
-                "profile / quantization",
+                "profile / variant",
                 "prompts",
                 "prompt tokens (mean)",
                 "answer tokens (mean)",
@@ -417,7 +586,7 @@ def write_report(
         "",
         markdown_table(
             [
-                "profile / quantization",
+                "profile / variant",
                 "generator",
                 "model GiB",
                 "peak RSS GiB",
@@ -434,15 +603,15 @@ def write_report(
 
 
 # ------------------------------------------------------------------------------------ main
-def _worker_command(args: argparse.Namespace, profile: str, quant: str, out: Path) -> list[str]:
+def _worker_command(args: argparse.Namespace, profile: str, variant: str, out: Path) -> list[str]:
     cmd = [
         sys.executable,
         str(Path(__file__).resolve()),
         "--worker",
         "--profile",
         profile,
-        "--quantization",
-        quant,
+        "--variant",
+        variant,
         "--result",
         str(out),
         "--models-dir",
@@ -466,7 +635,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--profiles", default="test,default")
-    parser.add_argument("--quantizations", default=",".join(QUANTIZATIONS))
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help="llamacpp and/or transformers/QUANT[/DTYPE], comma-separated",
+    )
     parser.add_argument("--questions-test", type=int, default=30)
     parser.add_argument("--questions-default", type=int, default=8)
     parser.add_argument("--seed", type=int, default=13)
@@ -481,11 +654,11 @@ def main() -> None:
         action="store_true",
         help="Write the section from the result files of earlier runs in --work-dir.",
     )
-    # Internal: one (profile, quantization) in this process.
+    # Internal: one (profile, variant) in this process.
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--profile", help=argparse.SUPPRESS)
-    parser.add_argument("--quantization", help=argparse.SUPPRESS)
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -503,23 +676,25 @@ def main() -> None:
         work = Path(args.work_dir)
         work.mkdir(parents=True, exist_ok=True)
         for profile in args.profiles.split(","):
-            for quant in args.quantizations.split(","):
-                out = work / f"result-{profile}-{quant}.json"
+            for variant in args.variants.split(","):
+                parse_variant(variant)  # fail before any work on a typo
+                slug = variant.replace("/", "-")
+                out = work / f"result-{profile}-{slug}.json"
                 if args.render_only:
                     results.append(json.loads(out.read_text(encoding="utf-8")))
                     continue
-                base = _worker_command(args, profile, quant, out)
-                if quant != "none":
-                    log.info("%s / %s: filling the quantized-model cache", profile, quant)
+                base = _worker_command(args, profile, variant, out)
+                if parse_variant(variant)[1] not in (None, "none"):
+                    log.info("%s / %s: filling the quantized-model cache", profile, variant)
                     subprocess.run([*base, "--prepare-only"], check=True)
-                log.info("%s / %s: measuring", profile, quant)
+                log.info("%s / %s: measuring", profile, variant)
                 subprocess.run(base, check=True)
                 result = json.loads(out.read_text(encoding="utf-8"))
                 result["command"] = command_line()
                 result["load_during"] = [host["load at start"], load_average()]
                 out.write_text(json.dumps(result), encoding="utf-8")
                 results.append(result)
-                log.info("%s / %s: %s", profile, quant, json.dumps(summarize(result)))
+                log.info("%s / %s: %s", profile, variant, json.dumps(summarize(result)))
         host["load at end"] = load_average()
         body = write_report(results, host, args)
         if args.no_write:

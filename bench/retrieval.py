@@ -29,6 +29,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -59,16 +60,26 @@ from bench._common import (  # noqa: E402
     write_corpus,
 )
 from docqa.compose import Services  # noqa: E402
+from docqa.models.cache import ModelCache  # noqa: E402
+from docqa.models.onnx_export import choose_backend, embedder_id  # noqa: E402
+from docqa.models.profiles import models_for  # noqa: E402
+from docqa.settings import Settings  # noqa: E402
 from index.embedders import SentenceTransformerEmbedder  # noqa: E402
+from index.hardware import pick_device  # noqa: E402
+from index.onnx_embedder import OnnxEmbedder  # noqa: E402
 from index.retriever import Mode, Retriever  # noqa: E402
 from index.types import Hit, sha256_text  # noqa: E402
 
 log = logging.getLogger("bench.retrieval")
 
 MODES: tuple[Mode, ...] = ("dense", "keyword", "hybrid")
+BACKENDS = ("torch", "onnx", "onnx-int8")
 K = 10
 CMRC_QUESTIONS = 300
 SECTION = "bench/retrieval.py"
+SECTION_BACKENDS = "bench/retrieval.py --backends"
+# int8 is the CPU default only within this MRR@10 of torch fp32 on every set (issue 12).
+INT8_MARGIN = 0.01
 # The metric a data set is judged on: MRR@10 when one paragraph answers, nDCG@10 for graded qrels.
 PRIMARY = {"scifact": "ndcg10"}
 
@@ -87,6 +98,18 @@ class ModeResult:
     mean_ms: float
     p95_ms: float
     embed_ms: float  # mean time spent embedding the query (0 for keyword)
+    backend: str = "torch"  # DOCQA_EMBED_BACKEND (older result files have none: torch)
+
+
+@dataclass
+class Speed:
+    dataset: str
+    embedder: str
+    backend: str
+    passages: int
+    tokens: int  # as the model sees them (truncated at its limit), without special tokens
+    wall_s: float
+    cpu_s: float
 
 
 @dataclass
@@ -168,24 +191,26 @@ def prime_query_cache(services: Services, questions: list[Question]) -> int:
     return len(missing)
 
 
-def evaluate(retriever: Retriever, ds: Dataset, names: dict[str, str]) -> dict[str, _Tally]:
+def evaluate(
+    retriever: Retriever, ds: Dataset, names: dict[str, str], modes: tuple[Mode, ...] = MODES
+) -> dict[str, _Tally]:
     """Quality: every question in every mode through the real retriever."""
-    tallies: dict[str, _Tally] = {mode: _Tally() for mode in MODES}
+    tallies: dict[str, _Tally] = {mode: _Tally() for mode in modes}
     for question in tqdm(ds.questions, desc=f"{ds.name} quality", unit="q", mininterval=5):
-        for mode in MODES:
+        for mode in modes:
             result = retriever.retrieve(question.text, k=K, mode=mode)
             tallies[mode].add(passage_ranking(result.hits, names), question.relevant)
     return tallies
 
 
 def time_modes(
-    retriever: Retriever, questions: list[Question]
+    retriever: Retriever, questions: list[Question], modes: tuple[Mode, ...] = MODES
 ) -> dict[str, tuple[list[float], list[float]]]:
     """Latency: wall-clock ms and embed ms per question and mode; modes interleave so they see
     the same machine state. The retriever given embeds every query itself (no cache)."""
-    timings: dict[str, tuple[list[float], list[float]]] = {m: ([], []) for m in MODES}
+    timings: dict[str, tuple[list[float], list[float]]] = {m: ([], []) for m in modes}
     for question in tqdm(questions, desc="latency", unit="q", mininterval=5):
-        for mode in MODES:
+        for mode in modes:
             t0 = time.perf_counter()
             result = retriever.retrieve(question.text, k=K, mode=mode)
             timings[mode][0].append((time.perf_counter() - t0) * 1000.0)
@@ -198,15 +223,16 @@ def measure_dataset(
 ) -> list[ModeResult]:
     computed = prime_query_cache(services, ds.questions)
     log.info("%s: %d query vectors computed in batches (the rest were cached)", ds.name, computed)
-    tallies = evaluate(services.retriever(ds.collection), ds, names)
+    modes = modes_of(args)
+    tallies = evaluate(services.retriever(ds.collection), ds, names, modes)
     uncached = services.retriever(ds.collection)
     inner = services.embedder.inner
-    assert isinstance(inner, SentenceTransformerEmbedder)
+    assert isinstance(inner, SentenceTransformerEmbedder | OnnxEmbedder)
     uncached.embedder = inner  # every timed query pays for its embedding, as a new question does
     sample = random.Random(args.seed).sample(
         ds.questions, min(args.latency_questions, len(ds.questions))
     )
-    timings = time_modes(uncached, sample)
+    timings = time_modes(uncached, sample, modes)
     n = len(ds.questions)
     return [
         ModeResult(
@@ -222,9 +248,26 @@ def measure_dataset(
             mean_ms=statistics.fmean(timings[mode][0]),
             p95_ms=_p95(timings[mode][0]),
             embed_ms=statistics.fmean(timings[mode][1]),
+            backend=args.backend,
         )
-        for mode in MODES
+        for mode in modes
     ]
+
+
+def encode_speed(services: Services, ds: Dataset, label: str, args: argparse.Namespace) -> Speed:
+    """Passages per second of the bare embedder (``inner.embed_documents``: passage prefix, no
+    cache, the pipeline's batch size) on a seeded sample of the set's passages, by wall clock
+    and by this process's CPU time (every thread's), the fairer of the two on a shared machine."""
+    inner = services.embedder.inner
+    assert isinstance(inner, SentenceTransformerEmbedder | OnnxEmbedder)
+    texts = list(ds.passages.values())
+    texts = random.Random(args.seed).sample(texts, min(args.speed_passages, len(texts)))
+    inner.embed_documents(texts[:2])  # first-call costs (loading, allocation) out of the timing
+    wall, cpu = time.perf_counter(), time.process_time()
+    inner.embed_documents(texts)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    tokens = sum(min(inner.count_tokens(t), inner.max_tokens) for t in texts)
+    return Speed(ds.name, label, args.backend, len(texts), tokens, round(wall, 2), round(cpu, 2))
 
 
 def prepare(name: str, args: argparse.Namespace) -> Dataset:
@@ -240,12 +283,18 @@ def prepare(name: str, args: argparse.Namespace) -> Dataset:
 
 def run_embedder(
     embedder: str, datasets: list[Dataset], args: argparse.Namespace
-) -> tuple[list[ModeResult], list[IngestInfo]]:
-    slug = embedder_slug(embedder)
+) -> tuple[list[ModeResult], list[IngestInfo], list[Speed]]:
+    """Every set with ``embedder`` on ``args.backend``; results labelled by the embedder id."""
+    label = embedder_id(embedder, args.backend)
+    slug = embedder_slug(label)
     settings = settings_for(embedder, args.work_dir / slug / "data", args.models_dir)
+    settings = settings.model_copy(update={"embed_backend": args.backend})
+    prepare_backend(settings)
     services = Services.build(settings)
     results: list[ModeResult] = []
     infos: list[IngestInfo] = []
+    speeds: list[Speed] = []
+    embedder = label
     for ds in datasets:
         collection = ds.collection
         folder = args.work_dir / "corpus" / collection
@@ -269,7 +318,10 @@ def run_embedder(
             )
         )
         results += measure_dataset(services, ds, names, embedder, args)
-        for r in results[-len(MODES) :]:
+        if args.speed_passages:
+            speeds.append(encode_speed(services, ds, embedder, args))
+            log.info("%s %s: %s", ds.name, embedder, speeds[-1])
+        for r in results[-len(modes_of(args)) :]:
             log.info(
                 "%s %s %-7s hit@1 %.3f hit@5 %.3f MRR@10 %.3f nDCG@10 %.3f %.1f ms",
                 r.dataset,
@@ -281,7 +333,23 @@ def run_embedder(
                 r.ndcg10,
                 r.mean_ms,
             )
-    return results, infos
+    return results, infos, speeds
+
+
+def prepare_backend(settings: Settings) -> None:
+    """The ONNX export a backend needs, made as `docqa models prepare` makes it (once)."""
+    spec = models_for(settings).embedder
+    backend = choose_backend(settings.embed_backend, spec, pick_device(settings.device))
+    if backend != "torch":
+        ModelCache(settings.model_cache_dir).prepare_onnx(spec, backend)
+
+
+def modes_of(args: argparse.Namespace) -> tuple[Mode, ...]:
+    modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
+    unknown = set(modes) - set(MODES)
+    if unknown or not modes:
+        raise SystemExit(f"unknown modes {sorted(unknown)}; choose from {', '.join(MODES)}")
+    return modes  # type: ignore[return-value]
 
 
 # -------------------------------------------------------------------------------------- report
@@ -457,6 +525,156 @@ def render(payload: dict[str, object]) -> str:
     return "\n".join(parts)
 
 
+def render_backends(payload: dict[str, Any]) -> str:
+    """The embedder backends side by side: quality per set and mode against torch fp32, speed,
+    and which backend the numbers support as the CPU default."""
+    results = [ModeResult(**r) for r in payload["results"]]
+    speeds = [Speed(**s) for s in payload.get("speed", [])]
+    infos = [IngestInfo(**i) for i in payload["ingest"]]
+    notes = sorted({f"{i.dataset}: {n}" for i in infos for n in i.notes})
+    parts = [
+        "## Embedder backends: torch, ONNX Runtime fp32, ONNX Runtime int8 "
+        "(`bench/retrieval.py --backends`)",
+        "",
+        f"Measured {payload['date']}, whole run {payload['minutes']} min. Machine:",
+        "",
+        *machine_lines(payload["machine"]),
+        "",
+        "Command:",
+        "",
+        f"```sh\n{payload['command']}\n```",
+        "",
+        "Each backend ingests every set into its own data dir with the real pipeline and "
+        "answers every question with the real retriever, as in the section above; `Δ` is "
+        "against torch fp32 on the same set and mode. `passages/s` times the bare embedder "
+        "(`services.embedder.inner.embed_documents`, passage prefix, no cache, batch 64) on "
+        "a seeded sample of each set's passages, once, after a warm-up call: by wall clock, "
+        "and per second of this process's CPU time (all its threads), which other jobs on "
+        "the machine disturb less. `tokens` counts what the model saw (truncated at its "
+        "limit).",
+        "",
+        *(f"- {n}" for n in notes),
+        *(f"- {n}" for n in contention_note(payload["machine"])),
+        "",
+        backend_quality_table(results),
+        "",
+        backend_speed_table(speeds),
+        "",
+        "### What the numbers support",
+        "",
+        *backend_verdict(results, speeds),
+    ]
+    return "\n".join(parts)
+
+
+def _model_of(result: ModeResult | Speed) -> str:
+    return result.embedder.split("@")[0]
+
+
+def _torch_of(results: list[ModeResult], r: ModeResult) -> ModeResult | None:
+    return next(
+        (
+            t
+            for t in results
+            if t.backend == "torch"
+            and (t.dataset, t.mode, _model_of(t)) == (r.dataset, r.mode, _model_of(r))
+        ),
+        None,
+    )
+
+
+def backend_quality_table(results: list[ModeResult]) -> str:
+    rows = []
+    for r in results:
+        base = _torch_of(results, r)
+        delta = f"{_metric(r) - _metric(base):+.3f}" if base is not None else "–"
+        rows.append(
+            [
+                r.dataset,
+                _model_of(r),
+                r.backend,
+                r.mode,
+                str(r.questions),
+                f"{r.hit1:.3f}",
+                f"{r.hit5:.3f}",
+                f"{_metric(r):.3f}",
+                delta,
+                f"{r.embed_ms:.1f}",
+            ]
+        )
+    header = ["data set", "embedder", "backend", "mode", "questions", "hit@1", "hit@5"]
+    return markdown_table([*header, "MRR@10", "Δ MRR@10", "query embed ms"], rows)
+
+
+def backend_speed_table(speeds: list[Speed]) -> str:
+    rows = []
+    for s in speeds:
+        base = next(
+            (
+                t
+                for t in speeds
+                if t.backend == "torch" and (t.dataset, _model_of(t)) == (s.dataset, _model_of(s))
+            ),
+            None,
+        )
+        speedup = f"{base.cpu_s / s.cpu_s:.2f}×" if base is not None and s.cpu_s else "–"
+        rows.append(
+            [
+                s.dataset,
+                _model_of(s),
+                s.backend,
+                str(s.passages),
+                str(s.tokens),
+                f"{s.wall_s:.1f}",
+                f"{s.passages / s.wall_s:.1f}" if s.wall_s else "–",
+                f"{s.cpu_s:.1f}",
+                f"{s.passages / s.cpu_s:.1f}" if s.cpu_s else "–",
+                speedup,
+            ]
+        )
+    header = ["data set", "embedder", "backend", "passages", "tokens", "wall s", "passages/s"]
+    return markdown_table([*header, "CPU s", "passages per CPU s", "vs torch (CPU)"], rows)
+
+
+def backend_verdict(results: list[ModeResult], speeds: list[Speed]) -> list[str]:
+    """Per embedder: is int8 within INT8_MARGIN of torch on every set and mode measured?"""
+    lines = []
+    for model in dict.fromkeys(_model_of(r) for r in results):
+        for backend in ("onnx", "onnx-int8"):
+            rows = [r for r in results if _model_of(r) == model and r.backend == backend]
+            pairs = [(r, _torch_of(results, r)) for r in rows]
+            deltas = [(r, _metric(r) - _metric(t)) for r, t in pairs if t is not None]
+            if not deltas:
+                continue
+            worst, delta = min(deltas, key=lambda x: x[1])
+            cpu = [s for s in speeds if _model_of(s) == model]
+            mine = sum(s.cpu_s for s in cpu if s.backend == backend)
+            torch_cpu = sum(s.cpu_s for s in cpu if s.backend == "torch")
+            speed = (
+                f", {torch_cpu / mine:.2f}× torch's passages per CPU second"
+                if mine and torch_cpu
+                else ""
+            )
+            within = delta >= -INT8_MARGIN
+            lines.append(
+                f"- {model} {backend}: worst MRR@10 change against torch fp32 {delta:+.3f} "
+                f"({worst.dataset} {worst.mode}), {'within' if within else '**outside**'} "
+                f"{INT8_MARGIN}{speed}."
+            )
+        int8 = [r for r in results if _model_of(r) == model and r.backend == "onnx-int8"]
+        ok = bool(int8) and all(
+            (t := _torch_of(results, r)) is not None and _metric(r) - _metric(t) >= -INT8_MARGIN
+            for r in int8
+        )
+        if int8:
+            lines.append(
+                f"- **{model}: the CPU default supported is "
+                f"{'onnx-int8' if ok else 'onnx (fp32)'}** (int8 only within {INT8_MARGIN} "
+                "MRR@10 of torch fp32 on every set measured)."
+            )
+    return lines
+
+
 # ----------------------------------------------------------------------------------------- main
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -473,6 +691,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--latency-questions", type=int, default=100, help="Seeded sample per set for latency."
     )
+    parser.add_argument(
+        "--backends",
+        default="torch",
+        help="Embedder backends to compare (torch, onnx, onnx-int8), each on every embedder; "
+        "anything but torch alone writes its own section of the report.",
+    )
+    parser.add_argument("--modes", default=",".join(MODES), help="Retrieval modes to measure.")
+    parser.add_argument(
+        "--speed-passages",
+        type=int,
+        default=None,
+        help="Passages per set timed through the bare embedder (default: 200 with --backends, "
+        "else 0: not timed).",
+    )
     parser.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR)
     parser.add_argument("--data-root", type=Path, default=DATA_ROOT)
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/docqa-bench/retrieval"))
@@ -480,7 +712,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--from-json", type=Path, help="Re-render the section from a saved results file."
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.backend_list = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = set(args.backend_list) - set(BACKENDS)
+    if unknown or not args.backend_list:
+        parser.error(f"unknown backends {sorted(unknown)}; choose from {', '.join(BACKENDS)}")
+    args.compare_backends = args.backend_list != ["torch"]
+    if args.speed_passages is None:
+        args.speed_passages = 200 if args.compare_backends else 0
+    modes_of(args)  # fail now, not after the first ingest
+    return args
 
 
 def measure(args: argparse.Namespace) -> dict[str, object]:
@@ -489,10 +730,14 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
     datasets = [prepare(name.strip(), args) for name in args.datasets.split(",") if name.strip()]
     results: list[ModeResult] = []
     infos: list[IngestInfo] = []
+    speeds: list[Speed] = []
     for embedder in (e.strip() for e in args.embedders.split(",") if e.strip()):
-        more, ingested = run_embedder(embedder, datasets, args)
-        results += more
-        infos += ingested
+        for backend in args.backend_list:
+            run_args = argparse.Namespace(**{**vars(args), "backend": backend})
+            more, ingested, timed = run_embedder(embedder, datasets, run_args)
+            results += more
+            infos += ingested
+            speeds += timed
     host["load at end"] = load_average()
     return {
         "date": now(),
@@ -501,11 +746,15 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
         "command": command_line(),
         "results": [asdict(r) for r in results],
         "ingest": [asdict(i) for i in infos],
+        "speed": [asdict(s) for s in speeds],
     }
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_bench(parse_args(argv), measure, render, SECTION)
+    args = parse_args(argv)
+    if args.compare_backends:
+        return run_bench(args, measure, render_backends, SECTION_BACKENDS)
+    return run_bench(args, measure, render, SECTION)
 
 
 if __name__ == "__main__":

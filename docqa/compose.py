@@ -9,19 +9,23 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from app.answering import AnswerConfig, AnswerService
-from app.generation.transformers_generator import TransformersGenerator
-from docqa.models.cache import ModelCache
+from app.generation.protocol import Generator
+from docqa.models.cache import Format, ModelCache, has_gguf
 from docqa.models.catalog import ModelSpec
-from docqa.models.errors import ModelNotInstalledError
+from docqa.models.errors import ModelFormatError, ModelNotInstalledError
+from docqa.models.gguf_info import gguf_quantization
+from docqa.models.onnx_export import choose_backend, embedder_id, read_export
 from docqa.models.profiles import models_for
 from docqa.settings import Settings
 from index.chroma_store import ChromaVectorIndex, delete_collection, list_collections, make_client
-from index.embedders import SentenceTransformerEmbedder, pick_device
+from index.embedders import SentenceTransformerEmbedder
 from index.embedding_cache import CachedEmbedder, EmbeddingCache
+from index.hardware import pick_device
 from index.keyword import SqliteBM25Index
+from index.onnx_embedder import OnnxEmbedder
 from index.reranker import LLMReranker
 from index.retriever import RetrievalConfig, Retriever
 from ingest.chunker import Chunker, ChunkerConfig
@@ -31,9 +35,9 @@ from ingest.pipeline import IngestOptions, Ingestor
 log = logging.getLogger(__name__)
 
 
-def model_path(settings: Settings, spec: ModelSpec) -> Path:
+def model_path(settings: Settings, spec: ModelSpec, fmt: Format = "hf") -> Path:
     """Where a ready model loads from; a clear error when it is not prepared."""
-    status = ModelCache(settings.model_cache_dir, settings.allow_network).status(spec)
+    status = ModelCache(settings.model_cache_dir, settings.allow_network).status(spec, fmt)
     if not status.ready or status.path is None:
         raise ModelNotInstalledError(
             f"{spec.role} {spec.name} is not ready ({status.detail}): run "
@@ -42,19 +46,68 @@ def model_path(settings: Settings, spec: ModelSpec) -> Path:
     return status.path
 
 
+@dataclass(frozen=True)
+class EngineChoice:
+    engine: Literal["llamacpp", "transformers"]
+    reason: str
+
+    @property
+    def model_format(self) -> Format:
+        """The generator's format in the model cache that this engine reads."""
+        return "gguf" if self.engine == "llamacpp" else "hf"
+
+
+def llm_engine(settings: Settings) -> EngineChoice:
+    """``DOCQA_LLM_ENGINE``, or for ``auto``: llama.cpp on CPU when the generator is a GGUF,
+    transformers (+ bitsandbytes) on CUDA or for a model that is not a GGUF."""
+    if settings.llm_engine != "auto":
+        return EngineChoice(settings.llm_engine, "set by DOCQA_LLM_ENGINE")
+    if pick_device(settings.device) == "cuda":
+        return EngineChoice("transformers", "auto: CUDA runs transformers + bitsandbytes")
+    spec = models_for(settings).generator
+    if has_gguf(spec):
+        return EngineChoice("llamacpp", "auto: CPU, and the generator is a GGUF")
+    return EngineChoice("transformers", "auto: CPU, but the generator is not a GGUF file")
+
+
 def default_quantization(settings: Settings) -> str:
-    """CPU: none. Measured by bench/ask.py (docs/BENCHMARKS.md): on the test profile none is the
-    fastest (ask p50 9.5 s against 19.8 s int4 and 74 s int8) and bitsandbytes on CPU saves
-    memory only (int4: 1.5 GB for the 1.5B against 3.3 GB). CUDA: int4 (NF4) for its memory
-    and bitsandbytes' batch-1 4-bit kernels; not measured here (no GPU was lent; the check is
-    bench/gpu_check.sh), so set DOCQA_LLM_QUANTIZATION to override."""
+    """transformers on CPU: none. Measured by bench/ask.py (docs/BENCHMARKS.md): on the test
+    profile none is the fastest (ask p50 9.5 s against 19.8 s int4 and 74 s int8) and
+    bitsandbytes on CPU saves memory only (int4: 1.5 GB for the 1.5B against 3.3 GB). CUDA: int4
+    (NF4) for its memory and bitsandbytes' batch-1 4-bit kernels; not measured here (no GPU was
+    lent; the check is bench/gpu_check.sh), so set DOCQA_LLM_QUANTIZATION to override.
+    (llama.cpp runs the GGUF's own quantization: see `build_generator`.)"""
     if settings.llm_quantization is not None:
         return settings.llm_quantization
     return "int4" if pick_device(settings.device) == "cuda" else "none"
 
 
-def build_generator(settings: Settings) -> TransformersGenerator:
+def build_generator(settings: Settings) -> Generator:
     spec = models_for(settings).generator
+    choice = llm_engine(settings)
+    log.info("generator engine %s (%s)", choice.engine, choice.reason)
+    if choice.engine == "llamacpp":
+        from app.generation.llamacpp_generator import LlamaCppGenerator
+
+        path = model_path(settings, spec, "gguf")
+        quant = gguf_quantization(path)
+        wanted = settings.llm_quantization
+        if wanted is not None and wanted != quant.klass:
+            raise ModelFormatError(
+                f"DOCQA_LLM_QUANTIZATION={wanted}, but llama.cpp runs the GGUF's own "
+                f"quantization and {path.name} is {quant}: point DOCQA_GENERATOR at a GGUF of "
+                f"that class (Q8_0 for int8, F16 for none), unset DOCQA_LLM_QUANTIZATION, or "
+                f"set DOCQA_LLM_ENGINE=transformers"
+            )
+        return LlamaCppGenerator(
+            path,
+            model_id=spec.name,
+            quantization=quant.klass,
+            context_tokens=settings.llm_context_tokens,
+            threads=settings.llm_threads,
+        )
+    from app.generation.transformers_generator import TransformersGenerator
+
     return TransformersGenerator(
         model_path(settings, spec),
         model_id=spec.name,
@@ -62,6 +115,7 @@ def build_generator(settings: Settings) -> TransformersGenerator:
         device=settings.device,
         quantized_cache_dir=settings.model_cache_dir / "quantized",
         max_context=settings.llm_context_tokens,
+        cpu_dtype=settings.llm_cpu_dtype,
     )
 
 
@@ -109,14 +163,34 @@ class Services:
     @classmethod
     def build(cls, settings: Settings) -> Services:
         spec = models_for(settings).embedder
-        inner = SentenceTransformerEmbedder(
-            model_path(settings, spec),
-            model_id=spec.name,
-            query_prefix=spec.query_prefix,
-            passage_prefix=spec.passage_prefix,
-            device=settings.device,
-            batch_size=min(settings.embed_batch_size, 64),
-        )
+        # The backend is in the embedder id, so the cache and the collections keep them apart.
+        backend = choose_backend(settings.embed_backend, spec, pick_device(settings.device))
+        log.info("embedder %s on %s (embed_backend=%s)", spec.name, backend, settings.embed_backend)
+        inner: SentenceTransformerEmbedder | OnnxEmbedder
+        if backend == "torch":
+            inner = SentenceTransformerEmbedder(
+                model_path(settings, spec),
+                model_id=spec.name,
+                query_prefix=spec.query_prefix,
+                passage_prefix=spec.passage_prefix,
+                device=settings.device,
+                batch_size=min(settings.embed_batch_size, 64),
+            )
+        else:
+            exported = ModelCache(settings.model_cache_dir).onnx_status(spec, backend)
+            if not exported.ready or exported.path is None:
+                raise ModelNotInstalledError(
+                    f"embedder {spec.name} is not ready for {backend} ({exported.detail}): run "
+                    f"`docqa models prepare --profile {settings.profile}`, or set "
+                    "DOCQA_EMBED_BACKEND=torch"
+                )
+            inner = OnnxEmbedder(
+                read_export(exported.path),  # its files are re-hashed at load()
+                model_id=embedder_id(spec.name, backend),
+                query_prefix=spec.query_prefix,
+                passage_prefix=spec.passage_prefix,
+                batch_size=min(settings.embed_batch_size, 64),
+            )
         cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite")
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         client = make_client(
@@ -177,10 +251,14 @@ class Services:
             self.embedder.count_tokens,
             ChunkerConfig(max_tokens=s.chunk_tokens, overlap_tokens=s.chunk_overlap),
         )
+        mb = 1024 * 1024
         options = IngestOptions(
-            max_file_bytes=int(s.max_file_mb * 1024 * 1024),
+            max_file_bytes=int(s.max_file_mb * mb),
             workers=s.ingest_workers,
             embed_batch=s.embed_batch_size,
+            max_inflated_bytes=int(s.max_inflated_mb * mb) if s.max_inflated_mb else None,
+            parse_timeout_s=s.parse_timeout_s,
+            parse_memory_bytes=int(s.parse_memory_mb * mb) if s.parse_memory_mb else None,
         )
         return Ingestor(
             collection,

@@ -20,3 +20,9 @@ def configure(settings: Settings) -> None:
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")  # Chroma's telemetry
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # llama.cpp's threads are OpenMP threads. With the default (active) wait policy each one
+    # spins at every barrier, so when another thread (a query being embedded, another process)
+    # takes a core, decoding collapses: SmolLM2 took 24.9 s for 40 tokens with 2 threads on a
+    # busy 2-core machine, 3.6 s with PASSIVE (docs/BENCHMARKS.md has the quiet-machine cost).
+    # Read when the OpenMP runtime loads, so it must be set before llama.cpp is imported.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -7,23 +7,26 @@ project, so every layer may import it.
 Precedence, highest first:
 
 1. explicit overrides (command-line flags, or keyword arguments in tests);
-2. environment variables with the ``DOCQA_`` prefix (lists as JSON: ``DOCQA_API_KEYS='["k1"]'``);
+2. environment variables with the ``DOCQA_`` prefix (``DOCQA_API_KEYS`` as a JSON list,
+   ``'["k1", "k2"]'``, or comma-separated, ``k1,k2``);
 3. a TOML file given by ``--config`` or ``DOCQA_CONFIG`` (keys are field names without prefix);
 4. the defaults below.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
     InitSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -34,6 +37,7 @@ CONFIG_ENV = "DOCQA_CONFIG"
 Profile = Literal["default", "fast", "test"]
 Quantization = Literal["none", "int8", "int4"]
 Device = Literal["auto", "cpu", "cuda"]
+LlmEngine = Literal["auto", "llamacpp", "transformers"]
 
 
 class ConfigFileError(ValueError):
@@ -75,12 +79,30 @@ class Settings(BaseSettings):
     embedder: str | None = Field(
         None, description="Override the profile's embedder: a local model folder or a hub id."
     )
+    embed_backend: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
+        "auto",
+        description="How the embedder runs: torch, onnx (ONNX Runtime, fp32) or onnx-int8; "
+        "auto: ONNX Runtime at the precision measured for the model on a CPU, torch on CUDA.",
+    )
     allow_network: bool = Field(
         False, description="Let hub ids download; off by default (HF_HUB_OFFLINE=1)."
     )
     device: Device = Field("auto", description="auto picks CUDA when present, else CPU.")
     llm_quantization: Quantization | None = Field(
         None, description="none, int8 or int4; unset picks the measured default for the device."
+    )
+    llm_engine: LlmEngine = Field(
+        "auto",
+        description="llamacpp or transformers; auto: llama.cpp on CPU (a GGUF model), "
+        "transformers on CUDA.",
+    )
+    llm_cpu_dtype: Literal["auto", "bfloat16", "float32"] = Field(
+        "auto",
+        description="transformers on CPU: auto is bf16 where the CPU has it natively "
+        "(AVX512-BF16, AMX), else fp32.",
+    )
+    llm_threads: int | None = Field(
+        None, ge=1, le=512, description="llama.cpp threads; unset: every core this process has."
     )
 
     # Index.
@@ -96,7 +118,24 @@ class Settings(BaseSettings):
     chunk_tokens: int = Field(200, ge=32, le=2048, description="Chunk budget, embedder tokens.")
     chunk_overlap: int = Field(32, ge=0, description="Overlap between chunks of a section.")
     max_file_mb: float = Field(50.0, gt=0, description="Files over this size are refused.")
-    ingest_workers: int = Field(2, ge=1, le=64, description="Parser threads.")
+    max_inflated_mb: float | None = Field(
+        None,
+        gt=0,
+        description="What a DOCX (a zip) may unpack to, counted as it inflates; "
+        "unset: 10 x MAX_FILE_MB.",
+    )
+    parse_timeout_s: float = Field(
+        120.0, gt=0, description="A file still parsing after this is reported and skipped."
+    )
+    parse_memory_mb: float | None = Field(
+        None,
+        gt=0,
+        description="Memory one file's parse may take (its worker process's cap); "
+        "unset: 20 x MAX_FILE_MB, at least 512.",
+    )
+    ingest_workers: int = Field(
+        2, ge=1, le=64, description="Files parsed at once, each in a worker process."
+    )
     embed_batch_size: int = Field(
         256, ge=1, le=4096, description="Chunks embedded and written together."
     )
@@ -134,8 +173,10 @@ class Settings(BaseSettings):
     # Service.
     host: str = Field("127.0.0.1", description="Address `docqa serve` binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port `docqa serve` binds.")
-    api_keys: list[SecretStr] = Field(
-        default_factory=list, description="Bearer keys for /v1 routes; empty means open."
+    # NoDecode: the environment's string reaches `_key_list` as is, so a plain `k1,k2` works too.
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Bearer keys for /v1 routes (a JSON list or comma-separated); empty: open.",
     )
     rate_limit_per_minute: int = Field(
         120, ge=1, description="Requests per minute per API key (429 beyond)."
@@ -162,6 +203,24 @@ class Settings(BaseSettings):
     runs_dir: Path | None = Field(
         None, description="Evaluation run records (`docqa eval`); defaults to DATA_DIR/runs."
     )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _key_list(cls, value: Any) -> Any:
+        """A JSON list (``'["k1", "k2"]'``) or a comma-separated string (``k1,k2``).
+
+        >>> [k.get_secret_value() for k in Settings(api_keys="k1, k2").api_keys]
+        ['k1', 'k2']
+        """
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except ValueError as exc:
+                raise ValueError(f"not a JSON list of keys: {exc}") from exc
+        return [key.strip() for key in text.split(",") if key.strip()]
 
     @field_validator("data_dir", "models_dir", "runs_dir")
     @classmethod

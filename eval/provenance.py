@@ -20,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from docqa.compose import llm_engine
 from docqa.models.cache import ModelCache
 from docqa.models.catalog import GgufParts, ModelSpec, PackageFile, PackageFolder
 from docqa.models.profiles import models_for
@@ -86,11 +87,15 @@ def model_info(settings: Settings) -> dict[str, dict[str, Any]]:
     cache = ModelCache(settings.model_cache_dir, settings.allow_network)
     digests = _DigestCache(settings.data_dir / "eval" / "model_digests.json")
     out: dict[str, dict[str, Any]] = {}
+    engine = llm_engine(settings)
     for spec in models_for(settings):
-        status = cache.status(spec)
+        fmt = engine.model_format if spec.role == "generator" else "hf"
+        status = cache.status(spec, fmt)
         pinned = _pinned_sha(spec)
         entry: dict[str, Any] = {
             "id": spec.name,
+            "engine": engine.engine if spec.role == "generator" else None,
+            "format": fmt,
             "source": type(spec.source).__name__,
             "requirement": _requirement(spec),
             "sha256": pinned,
@@ -100,6 +105,9 @@ def model_info(settings: Settings) -> dict[str, dict[str, Any]]:
         if pinned is None and status.path is not None and status.path.is_dir():
             entry["sha256"] = digests.folder(status.path)
             entry["sha256_of"] = "prepared folder (sha256 of relative paths and file sha256s)"
+        elif pinned is None and status.path is not None and status.path.is_file():
+            entry["sha256"] = digests.file(status.path)
+            entry["sha256_of"] = "the model file"
         out[spec.role] = entry
     digests.save()
     return out
@@ -139,6 +147,15 @@ class _DigestCache:
         if key not in self.entries:
             log.info("hashing model folder %s (%.0f MB)", root, size / 1e6)
             self.entries[key] = files_sha256(files, root)
+            self.changed = True
+        return self.entries[key]
+
+    def file(self, path: Path) -> str:
+        stat = path.stat()
+        key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+        if key not in self.entries:
+            log.info("hashing model file %s (%.0f MB)", path, stat.st_size / 1e6)
+            self.entries[key] = file_sha256(path)
             self.changed = True
         return self.entries[key]
 

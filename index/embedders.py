@@ -17,18 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from index.hardware import pick_device
 from index.protocols import Vectors
 
 log = logging.getLogger(__name__)
-
-
-def pick_device(requested: str) -> str:
-    """``auto`` means CUDA when torch sees one, else CPU."""
-    if requested != "auto":
-        return requested
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class SentenceTransformerEmbedder:

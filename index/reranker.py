@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from index.embedders import pick_device
+from index.hardware import pick_device
 from index.types import Hit
 
 log = logging.getLogger(__name__)

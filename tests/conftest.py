@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+
+# As docqa.runtime.configure does for the CLI and the server, before any OpenMP runtime loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +16,9 @@ import pytest
 
 from docqa.models.cache import ModelCache
 from docqa.models.catalog import MODELS, PROFILES
+from docqa.models.onnx_export import choose_backend
 from docqa.settings import Settings
+from index.hardware import pick_device
 from tests.index.conftest import chroma_server  # noqa: F401  (a session fixture for all tests)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,6 +67,11 @@ def test_models() -> ModelCache:
     profile = PROFILES["test"]
     for name in (profile.generator, profile.embedder):
         cache.prepare(MODELS[name])
+    cache.prepare(MODELS[profile.generator], fmt="gguf")  # llama.cpp, the CPU engine
+    embedder = MODELS[profile.embedder]
+    backend = choose_backend("auto", embedder, pick_device("auto"))
+    if backend != "torch":  # what DOCQA_EMBED_BACKEND=auto runs on a CPU: an ONNX export
+        cache.prepare_onnx(embedder, backend)
     return cache
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,26 @@ def test_env_lists_are_json_and_secrets_are_masked(tmp_path: Path) -> None:
     assert "k-one" not in repr(s)
 
 
+@pytest.mark.parametrize(
+    ("value", "keys"),
+    [
+        ("mykey", ["mykey"]),
+        ("k-one, k-two,", ["k-one", "k-two"]),
+        ('  ["k,with,commas"]', ["k,with,commas"]),
+        ("", []),
+    ],
+)
+def test_env_api_keys_may_be_comma_separated(value: str, keys: list[str]) -> None:
+    s = load_settings(environ={"DOCQA_API_KEYS": value})
+    assert [k.get_secret_value() for k in s.api_keys] == keys
+    assert origin_of(s, "api_keys") == "env"
+
+
+def test_env_api_keys_that_look_like_json_but_are_not_get_a_clear_error() -> None:
+    with pytest.raises(ValidationError, match="not a JSON list of keys"):
+        load_settings(environ={"DOCQA_API_KEYS": '["k-one"'})
+
+
 def test_bad_inputs_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigFileError, match="not found"):
         load_settings(tmp_path / "missing.toml", environ={})
@@ -88,3 +109,23 @@ def test_cli_reports_invalid_settings_without_traceback(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "invalid settings" in result.output
     assert "Traceback" not in result.output
+
+
+def test_config_show_names_the_engine(tmp_path: Path) -> None:
+    auto = CliRunner().invoke(app, ["config", "show"], env={"DOCQA_DEVICE": "cpu"})
+    assert auto.exit_code == 0, auto.output
+    assert "engine: llamacpp (auto: CPU, and the generator is a GGUF)" in auto.output
+    forced = CliRunner().invoke(
+        app, ["config", "show", "--json"], env={"DOCQA_LLM_ENGINE": "transformers"}
+    )
+    resolved = json.loads(forced.output)["resolved"]["llm_engine"]
+    assert resolved == {"value": "transformers", "reason": "set by DOCQA_LLM_ENGINE"}
+    folder = tmp_path / "hf-model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    not_gguf = CliRunner().invoke(
+        app, ["config", "show"], env={"DOCQA_DEVICE": "cpu", "DOCQA_GENERATOR": str(folder)}
+    )
+    assert "engine: transformers (auto: CPU, but the generator is not a GGUF file)" in (
+        not_gguf.output
+    )

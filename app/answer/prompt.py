@@ -1,9 +1,14 @@
 """The answer prompt: numbered passages plus instructions, fitted into a token budget.
 
-The wording lives in one versioned file, ``prompt_v1.md`` (a ``version: N`` header, then a
+The wording lives in one versioned file, ``prompt_v2.md`` (a ``version: N`` header, then a
 ``=== system`` and a ``=== user`` section with ``{{placeholders}}``), covered by golden tests.
 Bump its version, and ``PROMPT_VERSION`` follows, whenever the wording changes: answers, evals
 and caches record which prompt produced them.
+
+Version 2 keeps the system message free of placeholders: the same text for every question, in
+every language, so llama.cpp reuses its KV cache (the fixed instructions come first and are not
+read again). Everything that varies (passages, question, language, decline phrase) is in the
+user message. It also tells the model that passages are data, not instructions.
 
 Passages arrive best first. When they do not all fit, the lowest-ranked are dropped first (the
 kept ones are always a prefix of the ranking, numbered 1..n in that order); a single top passage
@@ -28,7 +33,7 @@ from index.types import Hit
 
 log = logging.getLogger(__name__)
 
-TEMPLATE_PATH = Path(__file__).with_name("prompt_v1.md")
+TEMPLATE_PATH = Path(__file__).with_name("prompt_v2.md")
 DECLINE_EN = "I don't know based on the provided documents."
 DECLINE_ZH = "根据提供的文档，我无法回答这个问题。"
 LANGUAGE_NAMES = {"en": "English", "zh": "Chinese (简体中文)"}

@@ -2,7 +2,8 @@
 
 It honours the protocol like the real one: ``on_token`` gets the reply word by word,
 ``max_new_tokens`` cuts it ("length"), ``deadline`` stops it ("timeout", with an optional sleep
-per token to make that reachable), and ``fail_with`` raises a chosen error. Tokens are words,
+per token to make that reachable), ``cancel`` stops it ("cancelled"), and ``fail_with`` raises a
+chosen error. Tokens are words,
 each Han character counting as one. Every call's messages are kept in ``calls``.
 
 >>> FakeGenerator(["Paris [1]."]).generate([{"role": "user", "content": "?"}], 10).text
@@ -58,6 +59,10 @@ class FakeGenerator:
         return self._model_id
 
     @property
+    def engine(self) -> str:
+        return "fake"
+
+    @property
     def quantization(self) -> str:
         return self._quantization
 
@@ -91,7 +96,10 @@ class FakeGenerator:
         max_new_tokens: int,
         deadline: float | None = None,
         on_token: OnToken | None = None,
+        cancel: threading.Event | None = None,
     ) -> Generation:
+        started = time.monotonic()
+        first: float | None = None
         with self._lock:
             self.calls.append([dict(m) for m in messages])
             if self.fail_with is not None:
@@ -100,6 +108,9 @@ class FakeGenerator:
         out: list[str] = []
         finish: FinishReason = "stop"
         for piece in pieces(reply):
+            if cancel is not None and cancel.is_set():
+                finish = "cancelled"
+                break
             if deadline is not None and time.monotonic() >= deadline:
                 finish = "timeout"
                 break
@@ -109,6 +120,8 @@ class FakeGenerator:
             if self.seconds_per_token:
                 time.sleep(self.seconds_per_token)
             out.append(piece)
+            if first is None:
+                first = time.monotonic() - started
             if on_token is not None:
                 on_token(piece)
         return Generation(
@@ -117,4 +130,5 @@ class FakeGenerator:
             completion_tokens=len(out),
             mean_logprob=self.mean_logprob if out else None,
             finish_reason=finish,
+            first_token_s=first,
         )

@@ -2,9 +2,10 @@
 
 Loading (`load`, or lazily on first use):
 
-- ``none``: bf16 on CPU (2.6x faster than fp32 on our AMX CPUs), fp16 on CUDA.
+- ``none``: fp16 on CUDA; on a CPU bf16 where the CPU has it natively (AVX512-BF16 or AMX: 2.6x
+  faster than fp32 there), else fp32 (emulated bf16 is slower than fp32), logged at load.
 - ``int8``: ``BitsAndBytesConfig(load_in_8bit=True)``.
-- ``int4``: NF4 with bf16 (CPU) / fp16 (CUDA) compute.
+- ``int4``: NF4, computing in the same dtype as ``none``.
 
 Quantizing at load is slow (13-39 s for the 1.5B on CPU; 6-15 s int8 and about 20 s NF4 even
 for the 135M on a busy 2-core CPU), so with a ``quantized_cache_dir`` the quantized model is
@@ -50,7 +51,7 @@ from transformers import (
 from transformers.generation.streamers import BaseStreamer
 
 from app.generation.protocol import FinishReason, Generation, Messages, OnToken
-from index.embedders import pick_device
+from index.hardware import DtypeChoice, cpu_compute_dtype, pick_device
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +62,19 @@ DEFAULT_MAX_CONTEXT = 8192
 
 
 class DeadlineCriteria(StoppingCriteria):  # type: ignore[misc]
-    """Stops generation once ``time.monotonic()`` passes ``deadline``."""
+    """Stops generation once ``time.monotonic()`` passes ``deadline``, or ``cancel`` is set."""
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, deadline: float | None, cancel: threading.Event | None = None) -> None:
         self.deadline = deadline
-        self.fired = False
+        self.cancel = cancel
+        self.fired: FinishReason | None = None
 
     def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
-        if time.monotonic() >= self.deadline:
-            self.fired = True
-        return torch.full((input_ids.shape[0],), self.fired, dtype=torch.bool)
+        if self.cancel is not None and self.cancel.is_set():
+            self.fired = "cancelled"
+        elif self.deadline is not None and time.monotonic() >= self.deadline:
+            self.fired = "timeout"
+        return torch.full((input_ids.shape[0],), self.fired is not None, dtype=torch.bool)
 
 
 class IncrementalDecoder(BaseStreamer):  # type: ignore[misc]
@@ -82,11 +86,15 @@ class IncrementalDecoder(BaseStreamer):  # type: ignore[misc]
         self.ids: list[int] = []
         self.emitted = ""
         self._prompt_seen = False
+        self.started = time.monotonic()
+        self.first_token_s: float | None = None
 
     def put(self, value: torch.Tensor) -> None:
         if not self._prompt_seen:  # generate() first pushes the prompt
             self._prompt_seen = True
             return
+        if self.first_token_s is None:
+            self.first_token_s = time.monotonic() - self.started
         self.ids.extend(int(t) for t in value.reshape(-1).tolist())
         text = self.decode()
         if text.endswith("\ufffd") or not text.startswith(self.emitted):
@@ -150,6 +158,8 @@ class TransformersGenerator:
         device: str = "auto",
         quantized_cache_dir: Path | None = None,
         max_context: int = DEFAULT_MAX_CONTEXT,
+        cpu_flags: frozenset[str] | None = None,
+        cpu_dtype: str = "auto",
     ) -> None:
         if quantization not in ("none", "int8", "int4"):
             raise ValueError(f"quantization must be none, int8 or int4, not {quantization!r}")
@@ -159,6 +169,12 @@ class TransformersGenerator:
         self.device = device
         self.quantized_cache_dir = quantized_cache_dir
         self.max_context = max_context
+        self.cpu_flags = cpu_flags  # None: this machine's (tests pass others)
+        self._dtype_choice: DtypeChoice | None = None
+        if cpu_dtype in ("bfloat16", "float32"):
+            self._dtype_choice = DtypeChoice(cpu_dtype, "set by DOCQA_LLM_CPU_DTYPE")  # type: ignore[arg-type]
+        elif cpu_dtype != "auto":
+            raise ValueError(f"cpu_dtype must be auto, bfloat16 or float32, not {cpu_dtype!r}")
         self.load_source: LoadSource | None = None
         self.load_seconds: float | None = None
         self._tokenizer: Any = None
@@ -172,6 +188,10 @@ class TransformersGenerator:
     @property
     def model_id(self) -> str:
         return self._model_id
+
+    @property
+    def engine(self) -> str:
+        return "transformers"
 
     @property
     def quantization(self) -> str:
@@ -196,15 +216,19 @@ class TransformersGenerator:
             if self._model is None:
                 started = time.perf_counter()
                 self.device = pick_device(self.device)
+                if self.device == "cpu":
+                    choice = self.dtype_choice
+                    log.info("transformers on CPU computes in %s: %s", choice.dtype, choice.reason)
                 self._tokenizer = AutoTokenizer.from_pretrained(self.path)
                 self._model = self._load_model()
                 self._model.eval()
                 self._config = self._model.config
                 self.load_seconds = round(time.perf_counter() - started, 2)
                 log.info(
-                    "generator %s (%s) loaded on %s from %s in %.1f s",
+                    "generator %s (%s, %s) loaded on %s from %s in %.1f s",
                     self.model_id,
                     self.quantization,
+                    str(self.compute_dtype).removeprefix("torch."),
                     self.device,
                     self.load_source,
                     self.load_seconds,
@@ -213,7 +237,16 @@ class TransformersGenerator:
 
     @property
     def compute_dtype(self) -> torch.dtype:
-        return torch.float16 if self.device == "cuda" else torch.bfloat16
+        """fp16 on CUDA; on a CPU, bf16 only where it is native (see `index.hardware`)."""
+        if self.device == "cuda":
+            return torch.float16
+        return torch.bfloat16 if self.dtype_choice.dtype == "bfloat16" else torch.float32
+
+    @property
+    def dtype_choice(self) -> DtypeChoice:
+        if self._dtype_choice is None:
+            self._dtype_choice = cpu_compute_dtype(self.cpu_flags)
+        return self._dtype_choice
 
     @property
     def cache_path(self) -> Path | None:
@@ -269,6 +302,7 @@ class TransformersGenerator:
             "model_id": self.model_id,
             "quantization": self.quantization,
             "device": "cuda" if self.device == "cuda" else "cpu",
+            "dtype": str(self.compute_dtype),
             "source_files": [list(f) for f in files],
             "bitsandbytes": str(bitsandbytes.__version__),
         }
@@ -351,6 +385,7 @@ class TransformersGenerator:
         max_new_tokens: int,
         deadline: float | None = None,
         on_token: OnToken | None = None,
+        cancel: threading.Event | None = None,
     ) -> Generation:
         self.load()
         with self._generate_lock:  # one generation at a time; fast tokenizers dislike sharing
@@ -361,18 +396,20 @@ class TransformersGenerator:
             if max_new_tokens > room:
                 log.warning("prompt of %d tokens leaves room for %d new", prompt_tokens, room)
                 max_new_tokens = max(room, 1)
+            if cancel is not None and cancel.is_set():
+                return Generation("", prompt_tokens, 0, None, "cancelled")
             if deadline is not None and time.monotonic() >= deadline:
                 return Generation("", prompt_tokens, 0, None, "timeout")
             if max_new_tokens <= 0:
                 return Generation("", prompt_tokens, 0, None, "length")
             config = self._generation_config(max_new_tokens)
-            stop = DeadlineCriteria(deadline) if deadline is not None else None
+            stop = DeadlineCriteria(deadline, cancel)
             streamer = IncrementalDecoder(self._tokenizer, on_token)
             with torch.inference_mode():
                 out = self._model.generate(
                     **inputs.to(self._model.device),
                     generation_config=config,
-                    stopping_criteria=StoppingCriteriaList([stop] if stop else []),
+                    stopping_criteria=StoppingCriteriaList([stop]),
                     streamer=streamer,
                 )
         eos = _as_set(config.eos_token_id)
@@ -380,8 +417,8 @@ class TransformersGenerator:
         finish: FinishReason
         if new_ids and new_ids[-1] in eos:
             finish = "stop"
-        elif stop is not None and stop.fired:
-            finish = "timeout"
+        elif stop.fired is not None:
+            finish = stop.fired
         elif len(new_ids) >= max_new_tokens:
             finish = "length"
         else:
@@ -392,6 +429,7 @@ class TransformersGenerator:
             completion_tokens=len(new_ids),
             mean_logprob=_mean_logprob(out.scores, new_ids),
             finish_reason=finish,
+            first_token_s=streamer.first_token_s,
         )
 
 

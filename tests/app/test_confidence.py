@@ -123,3 +123,12 @@ def test_combine_hand_computed_and_threshold() -> None:
     assert low.value == pytest.approx(0.34) and low.low_confidence
     custom = combine(1.0, 0.0, 0.0, ConfidenceWeights(0.5, 0.25, 0.25), threshold=0.6)
     assert custom.value == pytest.approx(0.5) and custom.low_confidence
+
+
+def test_an_onnx_backend_keeps_its_models_calibration() -> None:
+    """The embedder id carries the backend (``name@onnx-int8``); the vectors are the model's."""
+    from app.answer.confidence import GENERIC_CALIBRATION, calibration_for
+
+    for name in ("multilingual-e5-small", "all-minilm-l6-v2"):
+        assert calibration_for(f"{name}@onnx-int8") == calibration_for(name)
+        assert calibration_for(f"{name}@onnx") != GENERIC_CALIBRATION

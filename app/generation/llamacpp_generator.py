@@ -1,0 +1,300 @@
+"""A GGUF model run by llama.cpp (llama-cpp-python): the generator on CPU.
+
+The shipped models are Q4_K_M GGUF files; llama.cpp runs them as they are, with its own 4-bit
+kernels, instead of dequantizing them into a 3.5 GB bf16 copy for transformers. On a 2-core CPU
+that is several times faster (docs/BENCHMARKS.md), and it needs no native bf16.
+
+The decoding loop is ours, on llama.cpp's ``eval``, because the service needs what
+``create_chat_completion`` does not give together:
+
+- greedy decoding with the log-probability of every chosen token (llama.cpp's own logprobs need
+  ``logits_all``, which keeps n_ctx x vocab floats: 2.4 GB at 4,096 x 152k), computed here from
+  the last position's logits alone;
+- a deadline and a cancel event checked between prompt chunks and between tokens, so a client
+  that went away frees the model within a fraction of a second, even while a long prompt is read;
+- the KV cache kept between calls: the longest common token prefix of the new prompt and the last
+  one is not read again. The prompt puts its fixed instructions first (``prompt_v2.md``), so
+  every question reuses them;
+- streaming text with incomplete UTF-8 (half a Chinese character) held back, pieces joining to
+  exactly the final text.
+
+The chat template is the GGUF's own (``tokenizer.chat_template``), rendered with jinja2 the way
+transformers does, and the prompt is tokenized as ``create_chat_completion`` does it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.generation.protocol import FinishReason, Generation, Messages, OnToken
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFILL_CHUNK = 128  # tokens read per llama.cpp call: how often cancel is checked
+
+
+def available_cores() -> int:
+    """Cores this process may run on (llama.cpp's own default is half the CPU count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class LlamaCppGenerator:
+    def __init__(
+        self,
+        gguf_path: Path | str,
+        model_id: str,
+        quantization: str,
+        context_tokens: int = 4096,
+        threads: int | None = None,
+        prefill_chunk: int = DEFAULT_PREFILL_CHUNK,
+    ) -> None:
+        self.path = Path(gguf_path)
+        self._model_id = model_id
+        self._quantization = quantization  # the GGUF's own, read by the model store
+        self.context_tokens = context_tokens
+        self.threads = threads or available_cores()
+        self.prefill_chunk = max(1, prefill_chunk)
+        self.load_seconds: float | None = None
+        self._llm: Any = None
+        self._vocab: Any = None
+        self._formatter: Any = None
+        self._load_lock = threading.Lock()
+        self._generate_lock = threading.Lock()
+
+    # -- protocol properties ------------------------------------------------------------------
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def engine(self) -> str:
+        return "llamacpp"
+
+    @property
+    def quantization(self) -> str:
+        return self._quantization
+
+    @property
+    def context_window(self) -> int:
+        return int(self.load()._llm.n_ctx())
+
+    # -- loading ------------------------------------------------------------------------------
+
+    def load(self) -> LlamaCppGenerator:
+        with self._load_lock:
+            if self._llm is None:
+                started = time.perf_counter()
+                self._llm = self._open()
+                self._formatter = self._chat_formatter()
+                self.load_seconds = round(time.perf_counter() - started, 2)
+                log.info(
+                    "generator %s (%s GGUF) loaded by llama.cpp from %s in %.1f s: "
+                    "%d threads, %d-token context",
+                    self.model_id,
+                    self.quantization,
+                    self.path,
+                    self.load_seconds,
+                    self.threads,
+                    self._llm.n_ctx(),
+                )
+        return self
+
+    def _open(self) -> Any:
+        from llama_cpp import Llama, llama_model_get_vocab
+
+        if not self.path.is_file():
+            raise FileNotFoundError(f"GGUF file not found: {self.path}")
+        llm = Llama(
+            model_path=str(self.path),
+            n_ctx=self.context_tokens,
+            n_batch=max(self.prefill_chunk, 32),
+            n_threads=self.threads,
+            n_threads_batch=self.threads,
+            logits_all=False,
+            verbose=False,
+        )
+        train = int(llm._model.n_ctx_train())
+        if train and train < self.context_tokens:  # a window past training only degrades
+            log.info("model trained for %d tokens; context capped there", train)
+            llm.close()
+            llm = Llama(
+                model_path=str(self.path),
+                n_ctx=train,
+                n_batch=max(self.prefill_chunk, 32),
+                n_threads=self.threads,
+                n_threads_batch=self.threads,
+                logits_all=False,
+                verbose=False,
+            )
+        self._vocab = llama_model_get_vocab(llm.model)
+        return llm
+
+    def _chat_formatter(self) -> Any:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        llm = self._llm
+        template = llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ValueError(f"{self.path} has no chat template (tokenizer.chat_template)")
+        eos = llm._model.token_eos()
+        bos = llm._model.token_bos()
+        return Jinja2ChatFormatter(
+            template=template,
+            eos_token=llm._model.token_get_text(eos) if eos >= 0 else "",
+            bos_token=llm._model.token_get_text(bos) if bos >= 0 else "",
+            add_generation_prompt=True,
+        )
+
+    def close(self) -> None:
+        with self._load_lock:
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None
+
+    # -- text ---------------------------------------------------------------------------------
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.load()._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def render_chat(self, messages: Messages) -> str:
+        return str(self.load()._formatter(messages=messages).prompt)
+
+    def prompt_tokens(self, messages: Messages) -> list[int]:
+        """Token ids of the rendered prompt, as ``create_chat_completion`` makes them."""
+        prompt = self.render_chat(messages)
+        # The template writes its own special tokens (BOS included where the model wants one).
+        return list(self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+
+    # -- generation ---------------------------------------------------------------------------
+
+    def generate(
+        self,
+        messages: Messages,
+        max_new_tokens: int,
+        deadline: float | None = None,
+        on_token: OnToken | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Generation:
+        self.load()
+        with self._generate_lock:  # one llama.cpp context: one generation at a time
+            return self._generate(messages, max_new_tokens, deadline, on_token, cancel)
+
+    def _generate(
+        self,
+        messages: Messages,
+        max_new_tokens: int,
+        deadline: float | None,
+        on_token: OnToken | None,
+        cancel: threading.Event | None,
+    ) -> Generation:
+        started = time.monotonic()
+        llm = self._llm
+        tokens = self.prompt_tokens(messages)
+        n_prompt = len(tokens)
+        room = int(llm.n_ctx()) - n_prompt
+        if max_new_tokens > room:
+            log.warning("prompt of %d tokens leaves room for %d new", n_prompt, room)
+            max_new_tokens = max(room, 0)
+
+        def stopped() -> FinishReason | None:
+            if cancel is not None and cancel.is_set():
+                return "cancelled"
+            if deadline is not None and time.monotonic() >= deadline:
+                return "timeout"
+            return None
+
+        early = stopped()
+        if early is not None:
+            return Generation("", n_prompt, 0, None, early)
+        if max_new_tokens <= 0 or n_prompt == 0:
+            return Generation("", n_prompt, 0, None, "length")
+
+        cached = self._reuse_prefix(tokens)
+        for start in range(cached, n_prompt, self.prefill_chunk):
+            early = stopped()
+            if early is not None:
+                # The KV cache holds a valid prefix (n_tokens says how much): the next call
+                # reuses it.
+                return Generation("", n_prompt, 0, None, early, cached_prompt_tokens=cached)
+            llm.eval(tokens[start : start + self.prefill_chunk])
+
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pieces: list[str] = []
+        logprobs: list[float] = []
+        first_token_s: float | None = None
+        finish: FinishReason = "length"
+        n_vocab = int(llm.n_vocab())
+        for _ in range(max_new_tokens):
+            logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,))
+            token = int(np.argmax(logits))
+            logprobs.append(_logprob(logits, token))
+            if first_token_s is None:
+                first_token_s = time.monotonic() - started
+            if self._is_end(token):
+                finish = "stop"
+                break
+            piece = decoder.decode(llm._model.detokenize([token], special=False))
+            if piece:
+                pieces.append(piece)
+                if on_token is not None:
+                    on_token(piece)
+            early = stopped()
+            if early is not None:
+                finish = early
+                break
+            llm.eval([token])
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            pieces.append(tail)
+            if on_token is not None:
+                on_token(tail)
+        return Generation(
+            text="".join(pieces),
+            prompt_tokens=n_prompt,
+            completion_tokens=len(logprobs),
+            mean_logprob=float(np.mean(logprobs)) if logprobs else None,
+            finish_reason=finish,
+            first_token_s=first_token_s,
+            cached_prompt_tokens=cached,
+        )
+
+    def _reuse_prefix(self, tokens: list[int]) -> int:
+        """Keep the KV cache of the longest common prefix with the last prompt; returns its length.
+
+        At least one prompt token is always read again, so fresh logits come out at its end.
+        """
+        llm = self._llm
+        limit = min(int(llm.n_tokens), len(tokens) - 1)
+        keep = 0
+        if limit > 0:
+            previous = np.asarray(llm.input_ids[:limit])
+            differs = np.nonzero(previous != np.asarray(tokens[:limit]))[0]
+            keep = int(differs[0]) if differs.size else limit
+        if keep > 0 and llm._ctx.kv_cache_seq_rm(-1, keep, -1):
+            llm.n_tokens = keep
+            return keep
+        llm.reset()
+        return 0
+
+    def _is_end(self, token: int) -> bool:
+        from llama_cpp import llama_vocab_is_eog
+
+        return bool(llama_vocab_is_eog(self._vocab, token))
+
+
+def _logprob(logits: np.ndarray[Any, Any], token: int) -> float:
+    """log_softmax(logits)[token], computed stably."""
+    top = float(logits.max())
+    return float(logits[token]) - top - float(np.log(np.exp(logits - top).sum()))
