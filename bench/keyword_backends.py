@@ -23,10 +23,12 @@ output, and return the same thing: the top ``--candidates`` chunks with text and
 Filters are not exercised (the questions have none). Quality: overlap@10 with ``sqlite``, the
 size of the multiset intersection of the two top-10 lists' *texts*, over the longer list's length
 (10 unless a query matches fewer chunks): copies of one text score alike and each backend breaks
-such ties its own way, so chunk ids would understate it.
-Latency: p50/p95 per backend over the same seeded questions, backends rotated per question, after
-``--warmup`` untimed ones. ``postings`` is how many (term, chunk) pairs the query terms have: the
-work ``sqlite`` does per query.
+such ties its own way, so chunk ids would understate it. Latency: p50/p95 per backend over the
+same seeded questions, backends rotated per question, after ``--warmup`` untimed ones.
+``postings`` is how many (term, chunk) pairs the query terms have: the work ``sqlite`` does per
+query. Size: for ``sqlite`` its whole file (texts, provenance and postings; the file of this
+scale's data dir holds this collection only); for ``fts5`` the FTS5 file (terms and index; the
+texts stay in ``kw_chunks``); for ``bm25s`` its score arrays in memory.
 
     nice -n 10 .venv/bin/python bench/keyword_backends.py --scale 100000 \
         --models-dir /tmp/dq-bench/models --work-dir /tmp/dq-scale --out -
@@ -139,14 +141,15 @@ def hit(chunk_id: str, text: str, meta: str, score: float) -> Hit:
 _FTS_META = "CREATE TABLE meta (collection TEXT, chunks INTEGER, tokenizer TEXT)"
 
 
-def build_fts5(corpus: Corpus, path: Path, collection: str, expected: int) -> float:
-    """The FTS5 file for the collection, built once (under a temporary name); seconds spent."""
+def build_fts5(corpus: Corpus, path: Path, collection: str, expected: int) -> float | None:
+    """The FTS5 file for the collection, built once (under a temporary name); the seconds
+    that took, None when an earlier run's file was reused."""
     if path.exists():
         with contextlib.closing(sqlite3.connect(path)) as db:
             row = db.execute("SELECT collection, chunks, tokenizer FROM meta").fetchone()
         if tuple(row) == (collection, expected, TOKENIZER_VERSION):
             log.info("FTS5 index %s reused", path)
-            return 0.0
+            return None
         path.unlink()
     started = time.perf_counter()
     part = path.with_suffix(".part")
@@ -192,8 +195,9 @@ def fts5_search(path: Path, keywords: Path) -> Search:
 
 
 # ------------------------------------------------------------------------------------- bm25s
-def bm25s_search(corpus: Corpus) -> tuple[Search, float]:
-    """A bm25s index of the collection in memory, and the seconds its build took."""
+def bm25s_search(corpus: Corpus) -> tuple[Search, float, float]:
+    """A bm25s index of the collection in memory, the seconds its build took and its arrays'
+    size in MB (the vocabulary and the cid map come on top)."""
     import bm25s  # type: ignore[import-untyped]
 
     started = time.perf_counter()
@@ -207,6 +211,8 @@ def bm25s_search(corpus: Corpus) -> tuple[Search, float]:
     retriever.index(([ids_of[text] for _, text in rows], vocab), show_progress=False)
     cids = np.asarray([cid for cid, _ in rows])
     built = time.perf_counter() - started
+    arrays = retriever.scores
+    mb = sum(arrays[k].nbytes for k in ("data", "indices", "indptr")) / 2**20
 
     def search(query: str, k: int) -> list[Hit]:
         terms = [t for t in tokenize(query) if t in vocab]
@@ -219,7 +225,7 @@ def bm25s_search(corpus: Corpus) -> tuple[Search, float]:
         top = top[np.lexsort((cids[top], -scores[top]))]
         return corpus.fetch([int(c) for c in cids[top]], [float(s) for s in scores[top]])
 
-    return search, built
+    return search, built, mb
 
 
 # -------------------------------------------------------------------------------------- runs
@@ -242,7 +248,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         keywords_path = settings.data_dir / "keywords.sqlite"
         corpus = Corpus(keywords_path, built.collection)
         backends: dict[str, Search] = {}
-        build_s: dict[str, float] = {}
+        build_s: dict[str, float | None] = {}
+        memory_mb = 0.0
         wanted = args.backends.split(",")
         if "sqlite" in wanted:
             backends["sqlite"] = sqlite_index.search
@@ -251,9 +258,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             build_s["fts5"] = build_fts5(corpus, fts_path, built.collection, args.scale)
             backends["fts5"] = fts5_search(fts_path, keywords_path)
         if "bm25s" in wanted:
-            backends["bm25s"], build_s["bm25s"] = bm25s_search(corpus)
+            backends["bm25s"], build_s["bm25s"], memory_mb = bm25s_search(corpus)
         qs = [t for _, t in questions(args.questions + args.warmup, args.seed, args.data_root)]
         payload = run_queries(backends, corpus, qs, args)
+        sizes = {"sqlite": keywords_path.stat().st_size / 2**20}
+        if "fts5" in backends:
+            sizes["fts5"] = fts_path.stat().st_size / 2**20
+        if "bm25s" in backends:
+            sizes["bm25s"] = memory_mb
     finally:
         services.close()
     host["load at end"] = load_average()
@@ -267,14 +279,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "candidates": args.candidates,
         "questions": len(qs) - args.warmup,
         "build_s": build_s,
-        "sizes_mb": {
-            "sqlite": keywords_path.stat().st_size / 2**20,
-            **(
-                {"fts5": (args.work_dir / f"fts5-{built.collection}.sqlite").stat().st_size / 2**20}
-                if "fts5" in backends
-                else {}
-            ),
-        },
+        "sizes_mb": sizes,
         **payload,
     }
 
@@ -315,6 +320,13 @@ def run_queries(
 
 
 # ------------------------------------------------------------------------------------ report
+def _build_cell(build_s: dict[str, float | None], name: str) -> str:
+    if name not in build_s:
+        return "–"
+    seconds = build_s[name]
+    return "reused" if seconds is None else f"{seconds:.0f}"
+
+
 def render(p: dict[str, Any]) -> str:
     rows = []
     for name, lat in p["latency_ms"].items():
@@ -323,8 +335,8 @@ def render(p: dict[str, Any]) -> str:
             name, f"{lat['p50']:.1f}", f"{lat['p95']:.1f}", f"{lat['mean']:.1f}",
             f"{lat['max']:.1f}", "1 (reference)" if name == "sqlite" else f"{ov:.3f}",
             "–" if name == "sqlite" else f"{p['overlap10_min'][name]:.1f}",
-            f"{p['build_s'].get(name, 0.0):.0f}" if name in p["build_s"] else "–",
-            f"{p['sizes_mb'][name]:.0f}" if name in p["sizes_mb"] else "in memory",
+            _build_cell(p["build_s"], name),
+            f"{p['sizes_mb'][name]:.0f}" + (" in RAM" if name == "bm25s" else ""),
         ])  # fmt: skip
     post, tok = p["postings"], p["tokenize_ms"]
     lines = [
@@ -343,7 +355,7 @@ def render(p: dict[str, Any]) -> str:
         f"took p50 {tok['p50']:.2f}, p95 {tok['p95']:.2f} ms.",
         "",
         markdown_table(
-            ["backend", "p50", "p95", "mean", "max", "overlap@10", "worst", "build s", "MB"],
+            ["backend", "p50", "p95", "mean", "max", "overlap@10", "worst", "build s", "size MB"],
             rows,
         ),
     ]

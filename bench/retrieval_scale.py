@@ -225,7 +225,8 @@ def ensure_collection(services: Services, args: argparse.Namespace) -> Built:
                 f"collection {name} in {args.work_dir} was built with {stored['params']}, not "
                 f"{params}: pass --rebuild, or another --work-dir"
             )
-        info = stored if stored["params"] == params else info
+        if stored["params"] == params:
+            info = {**info, **stored}  # a record from before a clock was added lacks it
     if args.rebuild:
         services.drop_collection(name)
         info = {"params": params, **dict.fromkeys(_CLOCKS, 0.0), "runs": 0}
@@ -529,7 +530,7 @@ _HTTP_HEADER = (
 
 
 def render(p: dict[str, Any]) -> str:
-    b, params = p["build"], p["build"]["params"]
+    b, params = {**dict.fromkeys(_CLOCKS, 0.0), **p["build"]}, p["build"]["params"]
     scale, unique = params["scale"], params["unique_chunks"]
     made_of = (
         f"{unique:,} distinct SciFact + CMRC 2018 chunks x {scale / unique:.1f} copies, copy "
