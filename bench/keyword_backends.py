@@ -198,7 +198,13 @@ def fts5_search(path: Path, keywords: Path) -> Search:
 def bm25s_search(corpus: Corpus) -> tuple[Search, float, float]:
     """A bm25s index of the collection in memory, the seconds its build took and its arrays'
     size in MB (the vocabulary and the cid map come on top)."""
-    import bm25s  # type: ignore[import-untyped]
+    try:
+        import bm25s  # type: ignore[import-untyped]
+    except ImportError:
+        raise SystemExit(
+            "bm25s is not installed: `.venv/bin/pip install --no-deps bm25s==0.3.16` (it needs "
+            "only numpy and scipy), or leave it out with --backends sqlite,fts5"
+        ) from None
 
     started = time.perf_counter()
     rows = corpus.rows()
