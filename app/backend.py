@@ -1,6 +1,6 @@
 """What the service needs from the layers below, as a Protocol.
 
-The composition root (``docqa.compose.Services``) satisfies it; the service never builds
+The composition root (``wiring.compose.Services``) satisfies it; the service never builds
 embedders or stores itself, so tests and other front ends can hand it what they like.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from app.answering import AnswerService
-from docqa.settings import Settings
+from config.settings import Settings
 from index.embedding_cache import CachedEmbedder
 from index.protocols import VectorIndex
 from index.retriever import Retriever

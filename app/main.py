@@ -2,7 +2,7 @@
 
 Models and stores load in the lifespan, in a worker thread, so /healthz answers at once and
 /readyz says 503 until they are ready. The backend factory comes from the composition root
-(``docqa.compose``), so this module never decides which models to build.
+(``wiring.compose``), so this module never decides which models to build.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from app.routes import ask, chat, documents, health, retrieve
 from app.security import check_api_key, require_api_key
 from app.state import ServiceState
 from app.upload_limit import UploadLimit, upload_limit_bytes
-from docqa.settings import Settings
+from config.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from app.metrics import Metrics
 from app.monitoring import AnswerMonitor, ReviewLog
 from app.queue import GenerationQueue
 from app.ratelimit import TokenBucket
-from docqa.settings import Settings
+from config.settings import Settings
 
 
 @dataclass

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.error_handlers import api_error_response
 from app.errors import PayloadTooLargeError
-from docqa.settings import Settings
+from config.settings import Settings
 
 UPLOAD_PATH = re.compile(r"^/v1/collections/[^/]+/documents/?$")
 FORM_MARGIN = 64 * 1024  # multipart boundaries, part headers, the file name, small form fields

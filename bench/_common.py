@@ -30,11 +30,11 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # `python bench/x.py` puts bench/ first, not the repo root
     sys.path.insert(0, str(REPO_ROOT))
-# As docqa.runtime.configure does for the CLI and the server, before torch or llama.cpp load
+# As config.runtime.configure does for the CLI and the server, before torch or llama.cpp load
 # their OpenMP runtime: active waiting collapses on a busy machine (docs/BENCHMARKS.md).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from docqa.settings import Settings  # noqa: E402
+from config.settings import Settings  # noqa: E402
 from ingest.pipeline import Ingestor  # noqa: E402
 from ingest.report import IngestReport  # noqa: E402
 

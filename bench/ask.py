@@ -114,7 +114,7 @@ def parse_variant(variant: str) -> tuple[str, str | None, str]:
 
 
 def _settings(args: argparse.Namespace, variant: str) -> Any:
-    from docqa.settings import Settings
+    from config.settings import Settings
 
     engine, quantization, dtype = parse_variant(variant)
     return Settings(
@@ -140,7 +140,7 @@ def _questions(ds: Dataset, args: argparse.Namespace) -> list[tuple[str, str]]:
 
 def _prepare_only(args: argparse.Namespace) -> None:
     """Load the generator once so a quantized model lands in the model cache, then exit."""
-    from docqa.compose import build_generator
+    from wiring.compose import build_generator
 
     settings = _settings(args, args.variant)
     generator = build_generator(settings).load()
@@ -220,7 +220,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     from fastapi.testclient import TestClient
 
     from app.main import create_app
-    from docqa.compose import Services
+    from wiring.compose import Services
 
     settings = _settings(args, args.variant)
     built: dict[str, Services] = {}

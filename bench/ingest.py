@@ -65,12 +65,7 @@ from bench._common import (  # noqa: E402
     settings_for,
     write_corpus,
 )
-from docqa.compose import Services, model_path  # noqa: E402
-from docqa.models.cache import ModelCache  # noqa: E402
-from docqa.models.catalog import EmbedBackend  # noqa: E402
-from docqa.models.onnx_export import choose_backend  # noqa: E402
-from docqa.models.profiles import models_for  # noqa: E402
-from docqa.settings import Settings  # noqa: E402
+from config.settings import Settings  # noqa: E402
 from eval.metrics import dedupe, mrr_at  # noqa: E402
 from index.embedders import SentenceTransformerEmbedder  # noqa: E402
 from index.hardware import pick_device  # noqa: E402
@@ -78,6 +73,11 @@ from index.onnx_embedder import OnnxEmbedder  # noqa: E402
 from index.types import document_id, sha256_text  # noqa: E402
 from ingest.parsers import parse  # noqa: E402
 from ingest.pipeline import Ingestor  # noqa: E402
+from modelstore.cache import ModelCache  # noqa: E402
+from modelstore.catalog import EmbedBackend  # noqa: E402
+from modelstore.onnx_export import choose_backend  # noqa: E402
+from modelstore.profiles import models_for  # noqa: E402
+from wiring.compose import Services, model_path  # noqa: E402
 
 log = logging.getLogger("bench.ingest")
 

@@ -74,9 +74,9 @@ from bench.retrieval_scale import (  # noqa: E402
     settings_of,
     summary,
 )
-from docqa.compose import Services  # noqa: E402
 from index.text_tokenize import TOKENIZER_VERSION, tokenize  # noqa: E402
 from index.types import Chunk, Hit  # noqa: E402
+from wiring.compose import Services  # noqa: E402
 
 log = logging.getLogger("bench.keyword_backends")
 

@@ -59,16 +59,16 @@ from bench._common import (  # noqa: E402
     settings_for,
     write_corpus,
 )
-from docqa.compose import Services  # noqa: E402
-from docqa.models.cache import ModelCache  # noqa: E402
-from docqa.models.onnx_export import choose_backend, embedder_id  # noqa: E402
-from docqa.models.profiles import models_for  # noqa: E402
-from docqa.settings import Settings  # noqa: E402
+from config.settings import Settings  # noqa: E402
 from index.embedders import SentenceTransformerEmbedder  # noqa: E402
 from index.hardware import pick_device  # noqa: E402
 from index.onnx_embedder import OnnxEmbedder  # noqa: E402
 from index.retriever import Mode, Retriever  # noqa: E402
 from index.types import Hit, sha256_text  # noqa: E402
+from modelstore.cache import ModelCache  # noqa: E402
+from modelstore.onnx_export import choose_backend, embedder_id  # noqa: E402
+from modelstore.profiles import models_for  # noqa: E402
+from wiring.compose import Services  # noqa: E402
 
 log = logging.getLogger("bench.retrieval")
 

@@ -1,7 +1,7 @@
 """Retrieval latency at scale: p50/p95 of ``POST /v1/retrieve`` on an N-chunk collection.
 
 The collection (default 100,000 chunks) is built through docqa's own index layer
-(``docqa.compose.Services``: its embedder with the embedding cache, the embedded Chroma store
+(``wiring.compose.Services``: its embedder with the embedding cache, the embedded Chroma store
 with the settings' HNSW parameters, the SQLite BM25 keyword index):
 
 1. SciFact abstracts and CMRC 2018 contexts are cut by docqa's chunker (the embedder's
@@ -75,12 +75,12 @@ from bench._common import (  # noqa: E402
     run_bench,
     safe_name,
 )
-from docqa.compose import Services  # noqa: E402
-from docqa.settings import Settings  # noqa: E402
+from config.settings import Settings  # noqa: E402
 from index.retriever import Mode, reciprocal_rank_fusion  # noqa: E402
 from index.types import Chunk, chunk_id, document_id, sha256_text  # noqa: E402
 from ingest.chunker import Chunker, ChunkerConfig  # noqa: E402
 from ingest.parsers.text import parse_text  # noqa: E402
+from wiring.compose import Services  # noqa: E402
 
 log = logging.getLogger("bench.retrieval_scale")
 

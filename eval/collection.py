@@ -29,12 +29,12 @@ from typing import Any
 
 from tqdm import tqdm
 
-from docqa.compose import Services
-from docqa.models.profiles import models_for
-from docqa.settings import Settings
+from config.settings import Settings
 from eval.types import Document, EvalSet
 from index.types import CHUNKER_VERSION
 from ingest.report import IngestReport
+from modelstore.profiles import models_for
+from wiring.compose import Services
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from docqa.compose import llm_engine
-from docqa.models.cache import ModelCache
-from docqa.models.catalog import GgufParts, ModelSpec, PackageFile, PackageFolder
-from docqa.models.profiles import models_for
-from docqa.settings import Settings, describe
+from config.settings import Settings, describe
+from modelstore.cache import ModelCache
+from modelstore.catalog import GgufParts, ModelSpec, PackageFile, PackageFolder
+from modelstore.profiles import models_for
+from wiring.compose import llm_engine
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from app.answer.prompt import PROMPT_VERSION
-from docqa.models.profiles import models_for
-from docqa.settings import Settings
+from config.settings import Settings
 from eval.provenance import git_commit, library_versions, model_info, settings_snapshot
 from eval.selection import Selection
 from eval.types import EvalSet
+from modelstore.profiles import models_for
 
 # Settings that cannot change what a question gets, hence not part of the fingerprint.
 NOT_FINGERPRINTED = frozenset(

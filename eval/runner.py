@@ -28,8 +28,7 @@ from app.errors import ApiError
 from app.monitoring import ReviewLog
 from app.schemas import AskRequest
 from app.state import ServiceState
-from docqa.compose import Services
-from docqa.settings import Settings
+from config.settings import Settings
 from eval.aggregate import aggregate
 from eval.collection import EvalCollection, collection_key, collection_name, ensure_collection
 from eval.datasets import load_dataset
@@ -42,6 +41,7 @@ from eval.scoring import RANK_DEPTH, Observation, record
 from eval.selection import Selected, Selection, select
 from eval.store import Run, create_run, find_resumable, resolve_run
 from eval.types import EvalSet
+from wiring.compose import Services
 
 log = logging.getLogger(__name__)
 

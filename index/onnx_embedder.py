@@ -1,6 +1,6 @@
 """An embedder on ONNX Runtime (CPU): the same vectors as the torch one, several times faster.
 
-It runs an export made by ``docqa models prepare`` (``docqa/models/onnx_export.py``), given
+It runs an export made by ``docqa models prepare`` (``modelstore/onnx_export.py``), given
 as an :class:`OnnxModelFiles`; ``load()`` first has the files re-hashed against the sha256 the
 export recorded, so a changed file is refused.
 It honours the interface of ``SentenceTransformerEmbedder``, so ``CachedEmbedder`` and the
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 class OnnxModelFiles(Protocol):
-    """An export folder as ``docqa.models.onnx_export.read_export`` describes it."""
+    """An export folder as ``modelstore.onnx_export.read_export`` describes it."""
 
     @property
     def model_file(self) -> Path: ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-# As docqa.runtime.configure does for the CLI and the server, before any OpenMP runtime loads.
+# As config.runtime.configure does for the CLI and the server, before any OpenMP runtime loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import socket
@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from docqa.models.cache import ModelCache
-from docqa.models.catalog import MODELS, PROFILES
-from docqa.models.onnx_export import choose_backend
-from docqa.settings import Settings
+from config.settings import Settings
 from index.hardware import pick_device
+from modelstore.cache import ModelCache
+from modelstore.catalog import MODELS, PROFILES
+from modelstore.onnx_export import choose_backend
 from tests.index.conftest import chroma_server  # noqa: F401  (a session fixture for all tests)
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from docqa.cli.main import app
-from docqa.models.cache import ModelCache
+from modelstore.cache import ModelCache
 from tests.conftest import TEST_MODELS_DIR
 
 

@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
+from config.settings import ConfigFileError, Settings, load_settings, origin_of
 from docqa.cli.main import app
-from docqa.settings import ConfigFileError, Settings, load_settings, origin_of
 
 
 def _toml(tmp_path: Path, text: str) -> Path:

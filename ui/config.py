@@ -1,5 +1,5 @@
 """What the chat UI needs to know, as plain values: it reads no settings and imports no service
-code. ``docqa serve`` and ``docqa ui`` build this from the settings (``docqa.ui_setup``)."""
+code. ``docqa serve`` and ``docqa ui`` build this from the settings (``wiring.ui_setup``)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from docqa.settings import Settings
+from config.settings import Settings
 
 
 def ask(
@@ -57,9 +57,9 @@ def _local(settings: Settings, body: dict[str, object]) -> dict[str, Any]:
     from app.errors import ApiError
     from app.schemas import AskRequest
     from app.state import ServiceState
-    from docqa.compose import Services
-    from docqa.models.errors import ModelError
     from index.errors import DocqaIndexError
+    from modelstore.errors import ModelError
+    from wiring.compose import Services
 
     try:
         services = Services.build_for_serving(settings)

@@ -8,7 +8,7 @@ import sqlite3
 
 import typer
 
-from docqa.settings import Settings
+from config.settings import Settings
 from index.chroma_store import make_client
 from index.errors import DocqaIndexError
 from ingest.compact import compact as compact_stores

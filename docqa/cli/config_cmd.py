@@ -6,8 +6,8 @@ import json
 
 import typer
 
-from docqa.compose import llm_engine
-from docqa.settings import Settings, describe
+from config.settings import Settings, describe
+from wiring.compose import llm_engine
 
 app = typer.Typer(no_args_is_help=True, help="Inspect the effective settings.")
 

@@ -16,7 +16,7 @@ import typer
 from pydantic import ValidationError
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from docqa.settings import Settings
+from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +84,13 @@ def run(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
 ) -> None:
     """Evaluate retrieval and answers on a data set; write a run folder with a report."""
-    from docqa.models.errors import ModelError
     from eval.errors import EvalError
     from eval.gates import check, parse_gates
     from eval.runconfig import RunSpec
     from eval.runner import run_evaluation
     from eval.types import FORMATS
     from index.errors import DocqaIndexError
+    from modelstore.errors import ModelError
 
     if fmt not in FORMATS:
         typer.echo(f"error: unknown format {fmt!r}; choose from {', '.join(FORMATS)}", err=True)

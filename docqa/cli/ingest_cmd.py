@@ -9,11 +9,11 @@ from pathlib import Path
 import typer
 from tqdm import tqdm
 
-from docqa.compose import Services
-from docqa.models.errors import ModelError
-from docqa.settings import Settings
+from config.settings import Settings
 from index.errors import DocqaIndexError
 from ingest.errors import IngestError
+from modelstore.errors import ModelError
+from wiring.compose import Services
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 
-from docqa import runtime
+from config import runtime
+from config.settings import ConfigFileError, load_settings
 from docqa.cli import (
     ask_cmd,
     compact_cmd,
@@ -18,7 +19,6 @@ from docqa.cli import (
     serve_cmd,
     ui_cmd,
 )
-from docqa.settings import ConfigFileError, load_settings
 
 app = typer.Typer(no_args_is_help=True, help="Answers from your own documents, with citations.")
 app.add_typer(config_cmd.app, name="config")

@@ -7,14 +7,14 @@ import time
 import typer
 from tqdm import tqdm
 
-from docqa.compose import llm_engine
-from docqa.models.cache import Format, ModelCache
-from docqa.models.catalog import PROFILES, EmbedBackend, ModelSpec
-from docqa.models.errors import ModelError
-from docqa.models.onnx_export import choose_backend, embedder_id
-from docqa.models.profiles import models_for
-from docqa.settings import Settings
+from config.settings import Settings
 from index.hardware import pick_device
+from modelstore.cache import Format, ModelCache
+from modelstore.catalog import PROFILES, EmbedBackend, ModelSpec
+from modelstore.errors import ModelError
+from modelstore.onnx_export import choose_backend, embedder_id
+from modelstore.profiles import models_for
+from wiring.compose import llm_engine
 
 app = typer.Typer(no_args_is_help=True, help="Prepare and list the offline models.")
 
@@ -128,7 +128,7 @@ def _prepare_onnx(cache: ModelCache, settings: Settings, profile: str | None) ->
 
 
 def _source(spec: object) -> str:
-    from docqa.models.catalog import (
+    from modelstore.catalog import (
         GgufParts,
         HubModel,
         LocalFolder,

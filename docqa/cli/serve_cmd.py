@@ -6,8 +6,8 @@ from __future__ import annotations
 import typer
 from fastapi import FastAPI
 
-from docqa.compose import Services
-from docqa.settings import Settings
+from config.settings import Settings
+from wiring.compose import Services
 
 
 def build_app(settings: Settings) -> FastAPI:
@@ -16,7 +16,7 @@ def build_app(settings: Settings) -> FastAPI:
 
     app = create_app(settings, Services.build_for_serving)
     if settings.ui_enabled:
-        from docqa.ui_setup import mount_chat_ui
+        from wiring.ui_setup import mount_chat_ui
 
         mount_chat_ui(app, settings)
     return app

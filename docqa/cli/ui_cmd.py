@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from docqa.settings import Settings
+from config.settings import Settings
 
 DEFAULT_PORT = 7860
 
@@ -24,8 +24,8 @@ def ui(
     import uvicorn
     from fastapi import FastAPI
 
-    from docqa.ui_setup import STANDALONE_API, ui_config, ui_key
     from ui.mount import mount_ui
+    from wiring.ui_setup import STANDALONE_API, ui_config, ui_key
 
     settings: Settings = ctx.obj
     api_url = (api or settings.ui_api_url or STANDALONE_API).rstrip("/")

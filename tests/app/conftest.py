@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from docqa.models.cache import ModelCache
-from docqa.models.catalog import MODELS
 from index.types import Chunk, Hit
+from modelstore.cache import ModelCache
+from modelstore.catalog import MODELS
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from app.backend import Backend
 from app.main import create_app
-from docqa.settings import Settings
+from config.settings import Settings
 
 
 class EmptyBackend:

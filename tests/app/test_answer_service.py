@@ -11,11 +11,11 @@ import pytest
 from app.answering import AnswerConfig, AnswerService
 from app.generation.fake import FakeGenerator
 from app.generation.transformers_generator import TransformersGenerator
-from docqa.compose import Services
-from docqa.models.cache import ModelCache
-from docqa.models.catalog import MODELS
-from docqa.settings import Settings
+from config.settings import Settings
+from modelstore.cache import ModelCache
+from modelstore.catalog import MODELS
 from tests.conftest import TEST_MODELS_DIR
+from wiring.compose import Services
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 QUESTION = "How often do API keys rotate?"

@@ -12,12 +12,12 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.main import create_app
-from docqa.compose import Services
-from docqa.models.cache import ModelCache
-from docqa.models.catalog import MODELS
-from docqa.models.onnx_export import choose_backend, embedder_id
-from docqa.settings import Settings
+from config.settings import Settings
+from modelstore.cache import ModelCache
+from modelstore.catalog import MODELS
+from modelstore.onnx_export import choose_backend, embedder_id
 from tests.conftest import TEST_MODELS_DIR
+from wiring.compose import Services
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 MINILM = MODELS["all-minilm-l6-v2"]

@@ -15,7 +15,7 @@ import socket
 import pytest
 from pydantic import SecretStr
 
-from docqa.settings import Settings
+from config.settings import Settings
 from tests.app.live import read_response, serving_settings
 
 KEY = "k-1"

@@ -13,10 +13,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from app.main import create_app
-from docqa.compose import Services
-from docqa.models.cache import ModelCache
-from docqa.settings import Settings
+from config.settings import Settings
+from modelstore.cache import ModelCache
 from tests.conftest import TEST_MODELS_DIR
+from wiring.compose import Services
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -18,11 +18,11 @@ from app.answering import AnswerService
 from app.generation.fake import FakeGenerator
 from app.generation.protocol import Generation, Messages, OnToken
 from app.main import create_app
-from docqa.compose import Services, answer_config
-from docqa.models.cache import ModelCache
-from docqa.settings import Settings
+from config.settings import Settings
+from modelstore.cache import ModelCache
 from tests.app.live import serving
 from tests.conftest import TEST_MODELS_DIR
+from wiring.compose import Services, answer_config
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 QUESTION = "How often do API keys rotate?"

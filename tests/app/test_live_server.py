@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from typer.testing import CliRunner
 
 from docqa.cli.main import app as cli
-from docqa.models.cache import ModelCache
+from modelstore.cache import ModelCache
 from tests.conftest import TEST_MODELS_DIR
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

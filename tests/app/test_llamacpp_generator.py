@@ -14,10 +14,10 @@ import pytest
 
 from app.generation.llamacpp_generator import LlamaCppGenerator
 from app.generation.protocol import Generator
-from docqa.models.cache import ModelCache
-from docqa.models.catalog import MODELS
-from docqa.models.errors import ModelFormatError
-from docqa.models.gguf_info import gguf_quantization, quantization_class
+from modelstore.cache import ModelCache
+from modelstore.catalog import MODELS
+from modelstore.errors import ModelFormatError
+from modelstore.gguf_info import gguf_quantization, quantization_class
 
 MODEL_ID = "smollm2-135m-instruct"
 SYSTEM = {"role": "system", "content": "You are a helpful assistant. Answer in one sentence."}

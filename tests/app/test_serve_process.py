@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from docqa.models.cache import ModelCache
+from modelstore.cache import ModelCache
 from tests.conftest import TEST_MODELS_DIR
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from docqa.cli.main import app
-from docqa.models.cache import ModelCache
-from docqa.models.catalog import MODELS
 from eval.provenance import files_sha256
+from modelstore.cache import ModelCache
+from modelstore.catalog import MODELS
 from tests.conftest import TEST_MODELS_DIR
 
 TINY = Path(__file__).resolve().parents[1] / "data" / "eval" / "tiny.jsonl"

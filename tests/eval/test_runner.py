@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from docqa.models.cache import ModelCache
-from docqa.settings import Settings
+from config.settings import Settings
 from eval.errors import ResumeMismatchError
 from eval.runconfig import RunSpec
 from eval.runner import run_evaluation
+from modelstore.cache import ModelCache
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 TINY = DATA / "eval" / "tiny.jsonl"

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from docqa.compose import Services
-from docqa.models.cache import ModelCache
-from docqa.models.catalog import MODELS
-from docqa.models.errors import ModelNotInstalledError
-from docqa.models.onnx_export import choose_backend, embedder_id
-from docqa.settings import Settings
+from config.settings import Settings
 from index.embedders import SentenceTransformerEmbedder
 from index.errors import EmbedderMismatchError
 from index.onnx_embedder import OnnxEmbedder
+from modelstore.cache import ModelCache
+from modelstore.catalog import MODELS
+from modelstore.errors import ModelNotInstalledError
+from modelstore.onnx_export import choose_backend, embedder_id
 from tests.conftest import TEST_MODELS_DIR
+from wiring.compose import Services
 
 MINILM = MODELS["all-minilm-l6-v2"]
 

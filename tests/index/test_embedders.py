@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from docqa.models.cache import ModelCache
-from docqa.models.catalog import MODELS
 from index.embedders import SentenceTransformerEmbedder
+from modelstore.cache import ModelCache
+from modelstore.catalog import MODELS
 
 
 class _OomModel:

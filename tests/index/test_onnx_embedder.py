@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from docqa.models.cache import ModelCache
-from docqa.models.catalog import MODELS, ModelSpec
-from docqa.models.errors import ModelIntegrityError
-from docqa.models.onnx_export import embedder_id, read_export
 from index.embedders import SentenceTransformerEmbedder
 from index.onnx_embedder import OnnxEmbedder
+from modelstore.cache import ModelCache
+from modelstore.catalog import MODELS, ModelSpec
+from modelstore.errors import ModelIntegrityError
+from modelstore.onnx_export import embedder_id, read_export
 
 FP32_MIN_COSINE = 0.999
 INT8_MIN_COSINE = 0.98

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from docqa.compose import Services
-from docqa.models.cache import ModelCache
-from docqa.settings import Settings
+from config.settings import Settings
 from index.reranker import LLMReranker
 from index.retriever import reciprocal_rank_fusion
 from index.types import Chunk, Hit
+from modelstore.cache import ModelCache
+from wiring.compose import Services
 
 REPO = Path(__file__).resolve().parents[2]
 QUESTIONS = [
@@ -100,8 +100,8 @@ def test_filters_restrict_by_source_and_doc_id(indexed: Services) -> None:
 
 
 def test_llm_reranker_scores_pairs_and_reorders(indexed: Services) -> None:
-    from docqa.compose import model_path
-    from docqa.models.profiles import models_for
+    from modelstore.profiles import models_for
+    from wiring.compose import model_path
 
     settings = indexed.settings
     reranker = LLMReranker(model_path(settings, models_for(settings).generator), device="cpu")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from docqa.compose import Services
-from docqa.models.cache import ModelCache
-from docqa.settings import Settings
+from config.settings import Settings
+from modelstore.cache import ModelCache
+from wiring.compose import Services
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

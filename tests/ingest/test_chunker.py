@@ -96,9 +96,9 @@ def test_ids_are_content_derived_and_stable() -> None:
 
 
 def test_real_tokenizer_budget(test_models: object) -> None:
-    from docqa.models.cache import ModelCache
-    from docqa.models.catalog import MODELS
     from index.embedders import SentenceTransformerEmbedder
+    from modelstore.cache import ModelCache
+    from modelstore.catalog import MODELS
     from tests.conftest import TEST_MODELS_DIR
 
     path = ModelCache(TEST_MODELS_DIR).status(MODELS["all-minilm-l6-v2"]).path

@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from docqa.cli.main import app
-from docqa.models.cache import ModelCache
-from docqa.models.catalog import MODELS
-from docqa.models.onnx_export import choose_backend, embedder_id
+from modelstore.cache import ModelCache
+from modelstore.catalog import MODELS
+from modelstore.onnx_export import choose_backend, embedder_id
 from tests.conftest import TEST_MODELS_DIR
 
 KEYS = {

@@ -11,11 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-from docqa.compose import Services
-from docqa.models.cache import ModelCache
-from docqa.settings import Settings
+from config.settings import Settings
+from modelstore.cache import ModelCache
 from tests.conftest import TEST_MODELS_DIR
 from tests.ingest.test_pipeline import _state
+from wiring.compose import Services
 
 TOPICS = ["deploys", "backups", "alerts", "billing", "search", "queues", "caches", "storage"]
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from config.settings import Settings
 from docqa.cli.main import app
-from docqa.compose import Services
-from docqa.models.cache import ModelCache
-from docqa.settings import Settings
 from index.chroma_store import close_client
+from modelstore.cache import ModelCache
 from tests.ingest.generated import pdf
+from wiring.compose import Services
 
 SECRET = "Zanzibarquokka"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from docqa.compose import Services
 from ingest.errors import DocumentNotFoundError
+from wiring.compose import Services
 
 COLLECTION = "docs"
 

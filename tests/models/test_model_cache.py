@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from docqa.models.cache import MARKER, ModelCache
-from docqa.models.catalog import MODELS, GgufParts, ModelSpec, PackageFile, Part
-from docqa.models.errors import ModelIntegrityError, ModelNotInstalledError
-from docqa.models.locate import package_dir
+from modelstore.cache import MARKER, ModelCache
+from modelstore.catalog import MODELS, GgufParts, ModelSpec, PackageFile, Part
+from modelstore.errors import ModelIntegrityError, ModelNotInstalledError
+from modelstore.locate import package_dir
 
 SMOL = MODELS["smollm2-135m-instruct"]
 assert isinstance(SMOL.source, PackageFile)

@@ -17,11 +17,11 @@ import pytest
 from typer.testing import CliRunner
 
 from docqa.cli.main import app
-from docqa.models import onnx_export
-from docqa.models.cache import ModelCache
-from docqa.models.catalog import MODELS, ModelSpec, custom_spec
-from docqa.models.errors import ModelFormatError, ModelIntegrityError
-from docqa.models.onnx_export import (
+from modelstore import onnx_export
+from modelstore.cache import ModelCache
+from modelstore.catalog import MODELS, ModelSpec, custom_spec
+from modelstore.errors import ModelFormatError, ModelIntegrityError
+from modelstore.onnx_export import (
     MODEL_FILE,
     ONNX_MARKER,
     choose_backend,
@@ -39,9 +39,9 @@ FOLDER = "all-minilm-l6-v2@onnx"
 _KILLED_EXPORT = """
 import os, signal, sys
 from pathlib import Path
-from docqa.models import onnx_export
-from docqa.models.cache import ModelCache
-from docqa.models.catalog import MODELS
+from modelstore import onnx_export
+from modelstore.cache import ModelCache
+from modelstore.catalog import MODELS
 
 def die(out_dir, info):
     assert (out_dir / "model.onnx").is_file()

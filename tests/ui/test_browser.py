@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from docqa.models.cache import ModelCache
+from modelstore.cache import ModelCache
 from tests.conftest import REPO, TEST_MODELS_DIR
 
 CHROMIUM = Path("/usr/bin/chromium")

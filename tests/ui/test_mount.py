@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
+from config.settings import Settings
 from docqa.cli.main import app as cli
 from docqa.cli.serve_cmd import build_app
-from docqa.settings import Settings
-from docqa.ui_setup import mount_chat_ui, own_address, ui_config, ui_key
+from wiring.ui_setup import mount_chat_ui, own_address, ui_config, ui_key
 
 ELEM_IDS = {"chat", "question", "ask", "sources", "source-panel", "collection", "top-k", "upload"}
 

@@ -13,13 +13,7 @@ from typing import Any, Literal
 
 from app.answering import AnswerConfig, AnswerService
 from app.generation.protocol import Generator
-from docqa.models.cache import Format, ModelCache, has_gguf
-from docqa.models.catalog import ModelSpec
-from docqa.models.errors import ModelFormatError, ModelNotInstalledError
-from docqa.models.gguf_info import gguf_quantization
-from docqa.models.onnx_export import choose_backend, embedder_id, read_export
-from docqa.models.profiles import models_for
-from docqa.settings import Settings
+from config.settings import Settings
 from index.chroma_store import ChromaVectorIndex, delete_collection, list_collections, make_client
 from index.embedders import SentenceTransformerEmbedder
 from index.embedding_cache import CachedEmbedder, EmbeddingCache
@@ -31,6 +25,12 @@ from index.retriever import RetrievalConfig, Retriever
 from ingest.chunker import Chunker, ChunkerConfig
 from ingest.manifest import Manifest
 from ingest.pipeline import IngestOptions, Ingestor
+from modelstore.cache import Format, ModelCache, has_gguf
+from modelstore.catalog import ModelSpec
+from modelstore.errors import ModelFormatError, ModelNotInstalledError
+from modelstore.gguf_info import gguf_quantization
+from modelstore.onnx_export import choose_backend, embedder_id, read_export
+from modelstore.profiles import models_for
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import logging
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
-from docqa.settings import Settings
+from config.settings import Settings
 from ui.config import UiConfig
 
 log = logging.getLogger(__name__)

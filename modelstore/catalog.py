@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from docqa.models._qwen15b_pins import QWEN_15B_PINS
+from modelstore._qwen15b_pins import QWEN_15B_PINS
 
 Role = Literal["generator", "embedder"]
 # How an embedder runs: torch, or ONNX Runtime in fp32 or dynamic int8 (models/onnx_export.py).

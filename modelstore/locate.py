@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from docqa.models.errors import ModelNotInstalledError
+from modelstore.errors import ModelNotInstalledError
 
 
 def package_dir(module: str, requirement: str) -> Path:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from docqa.models.errors import ModelFormatError
+from modelstore.errors import ModelFormatError
 
 # llama.h's llama_ftype, as written in `general.file_type`.
 _FILE_TYPES = {

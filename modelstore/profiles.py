@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from docqa.models.catalog import MODELS, PROFILES, ModelSpec, custom_spec
-from docqa.settings import Settings
+from config.settings import Settings
+from modelstore.catalog import MODELS, PROFILES, ModelSpec, custom_spec
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from docqa.models.errors import ModelFormatError
+from modelstore.errors import ModelFormatError
 
 log = logging.getLogger(__name__)
 

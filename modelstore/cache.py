@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from docqa.models.catalog import (
+from modelstore.catalog import (
     EmbedBackend,
     GgufParts,
     HubModel,
@@ -43,8 +43,8 @@ from docqa.models.catalog import (
     PackageFolder,
     Part,
 )
-from docqa.models.errors import ModelError, ModelIntegrityError, ModelNotInstalledError
-from docqa.models.locate import package_dir, part_file
+from modelstore.errors import ModelError, ModelIntegrityError, ModelNotInstalledError
+from modelstore.locate import package_dir, part_file
 
 log = logging.getLogger(__name__)
 
@@ -294,8 +294,8 @@ class ModelCache:
     ) -> ModelStatus:
         """Whether embedder ``spec`` is exported for ``backend`` (``onnx``, ``onnx-int8``) from
         the source it has now, in ``<root>/<name>@<backend>``; ``verify`` re-hashes the files."""
-        from docqa.models.onnx_export import MODEL_FILE, embedder_id, read_export
-        from docqa.models.onnx_export import source_fingerprint as fingerprint
+        from modelstore.onnx_export import MODEL_FILE, embedder_id, read_export
+        from modelstore.onnx_export import source_fingerprint as fingerprint
 
         folder = self.root / embedder_id(spec.name, backend)
         if not folder.is_dir():
@@ -319,7 +319,7 @@ class ModelCache:
     def prepare_onnx(self, spec: ModelSpec, backend: EmbedBackend) -> bool:
         """Export embedder ``spec`` for ``backend`` once, crash-safely (a temporary folder, the
         marker written last, then a rename). Returns False when it already was ready."""
-        from docqa.models.onnx_export import embedder_id, export_embedder
+        from modelstore.onnx_export import embedder_id, export_embedder
 
         if self.onnx_status(spec, backend, verify=True).ready:
             return False
@@ -410,13 +410,13 @@ def local_gguf(path: Path) -> Path | None:
 
 
 def _convert(gguf: Path, out_dir: Path) -> None:
-    from docqa.models.gguf_convert import convert_gguf
+    from modelstore.gguf_convert import convert_gguf
 
     convert_gguf(gguf, out_dir)
 
 
 def _rebuild_e5(out_dir: Path) -> None:
-    from docqa.models.e5_rebuild import rebuild_e5
+    from modelstore.e5_rebuild import rebuild_e5
 
     rebuild_e5(out_dir)
 

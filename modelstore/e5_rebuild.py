@@ -41,7 +41,7 @@ import numpy as np
 from numpy.typing import NDArray
 from safetensors.numpy import save_file
 
-from docqa.models.errors import ModelFormatError
+from modelstore.errors import ModelFormatError
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from docqa.settings import Settings
+from config.settings import Settings
 
 
 def configure(settings: Settings) -> None:

@@ -38,8 +38,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from docqa.models.catalog import EmbedBackend, ModelSpec
-from docqa.models.errors import ModelFormatError, ModelIntegrityError
+from modelstore.catalog import EmbedBackend, ModelSpec
+from modelstore.errors import ModelFormatError, ModelIntegrityError
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def choose_backend(requested: str, spec: ModelSpec, device: str) -> EmbedBackend
     choice (``ModelSpec.cpu_embed_backend`` in the catalog), and torch for a model nobody
     measured (a user's folder or hub id: used as it is, with no export step to run first).
 
-    >>> from docqa.models.catalog import MODELS
+    >>> from modelstore.catalog import MODELS
     >>> choose_backend("auto", MODELS["multilingual-e5-small"], "cuda")
     'torch'
     """

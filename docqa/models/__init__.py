@@ -1,1 +1,0 @@
-"""docqa/models."""
