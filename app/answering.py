@@ -15,9 +15,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
+from app.answer import followup
+from app.answer.answerability import answerability_messages
 from app.answer.citations import parse_citations, strip_invalid_markers, support_fallback
 from app.answer.confidence import (
-    Confidence,
     EvidenceConfig,
     answer_confidence,
     calibration_for,
@@ -39,12 +40,6 @@ from index.types import Hit
 log = logging.getLogger(__name__)
 
 Outcome = Literal["answered", "low_confidence", "declined", "degraded"]
-SNIPPET_CHARS = 300
-REWRITE_PROMPT = (
-    "Rewrite the last question as one standalone question that can be understood without the "
-    "conversation. Keep names and numbers. Reply with the question only.\n\n"
-    "Conversation:\n{history}\n\nLast question: {question}\n\nStandalone question:"
-)
 
 
 @dataclass(frozen=True)
@@ -54,17 +49,20 @@ class AnswerConfig:
     evidence_floor: float = 0.2
     low_confidence: float = 0.5
     generation_timeout_s: float = 60.0
+    answerable_floor: float | None = None  # None: no answerability check
 
 
-@dataclass
+@dataclass(frozen=True)
 class Citation:
+    """Passage ``n`` of the prompt, cited by the answer, as retrieval scored it. The one record
+    of a citation: its HTTP form (``app.schemas.citation_out``) is derived from it."""
+
     n: int
-    chunk_id: str
-    source: str
-    title: str
-    page: int | None
-    snippet: str
-    score: float
+    hit: Hit
+
+    @property
+    def chunk_id(self) -> str:
+        return self.hit.chunk.id
 
 
 @dataclass
@@ -91,7 +89,7 @@ class Answer:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     query: str = ""
-    parts: Confidence | None = None
+    answerable: float | None = None  # the generator's P(yes) that the passages answer
 
 
 class AnswerService:
@@ -101,27 +99,17 @@ class AnswerService:
         self.evidence = EvidenceConfig(calibration=calibration_for(embedder_id))
 
     # ---------------------------------------------------------------- follow-up questions
-    def rewrite_messages(self, history: list[dict[str, str]], question: str) -> Messages:
-        turns = "\n".join(f"{t['role']}: {t['content']}" for t in history[-6:])
-        return [
-            {"role": "user", "content": REWRITE_PROMPT.format(history=turns, question=question)}
-        ]
+    @staticmethod
+    def rewrite_messages(history: list[dict[str, str]], question: str) -> Messages:
+        return followup.rewrite_messages(history, question)
 
     @staticmethod
     def standalone(
         rewritten: Generation | None, history: list[dict[str, str]], question: str
     ) -> str:
-        """The retrieval query for a follow-up.
-
-        The model's rewrite, with the last user turn appended: a small model's rewrite can drop
-        the subject ("how long does it take?"), and the previous question carries it. Hybrid
-        retrieval is robust to the extra words.
-        """
-        previous = next((t["content"] for t in reversed(history) if t["role"] == "user"), "")
-        text = rewritten.text.strip() if rewritten is not None else ""
-        if not text or len(text) > 4 * (len(question) + len(previous)) + 50:
-            text = question
-        return f"{text}\n{previous}".strip()
+        """The retrieval query for a follow-up: one standalone question (see followup)."""
+        text = rewritten.text if rewritten is not None else None
+        return followup.standalone(text, history, question).query
 
     # ------------------------------------------------------------------------------ plan
     def plan(
@@ -143,6 +131,17 @@ class AnswerService:
             prompt = build_messages(question, result.hits, self.generator.count_tokens, budget)
         timings = {"generate": 0.0, **result.timings_ms}
         return Plan(question, query, result.hits, evidence, prompt, timings, started)
+
+    def answerable(self, plan: Plan) -> float:
+        """P(yes) that the prompt's passages answer the question (run in the generation queue;
+        ``app.answer.answerability``)."""
+        assert plan.prompt is not None
+        started = time.perf_counter()
+        try:
+            messages = answerability_messages(plan.prompt, plan.question)
+            return self.generator.yes_probability([messages])[0]
+        finally:
+            plan.timings_ms["answerable"] = round((time.perf_counter() - started) * 1000.0, 2)
 
     def generate(
         self,
@@ -168,12 +167,35 @@ class AnswerService:
             plan.timings_ms["generate"] = round((time.perf_counter() - started) * 1000.0, 2)
 
     # ---------------------------------------------------------------------------- finish
-    def finish(self, plan: Plan, generation: Generation | None, error: str | None = None) -> Answer:
+    def finish(
+        self,
+        plan: Plan,
+        generation: Generation | None,
+        error: str | None = None,
+        answerable: float | None = None,
+    ) -> Answer:
+        answer = self._finish(plan, generation, error, answerable)
+        answer.answerable = answerable
+        return answer
+
+    def _finish(
+        self,
+        plan: Plan,
+        generation: Generation | None,
+        error: str | None,
+        answerable: float | None,
+    ) -> Answer:
         timings = {k: plan.timings_ms.get(k, 0.0) for k in ("embed", "retrieve", "rerank")}
+        if "answerable" in plan.timings_ms:
+            timings["answerable"] = plan.timings_ms["answerable"]
         timings["generate"] = plan.timings_ms.get("generate", 0.0)
         if "first_token" in plan.timings_ms:  # from the request's start; streamed or not
             timings["first_token"] = plan.timings_ms["first_token"]
         if plan.prompt is None:
+            return self._declined(plan, timings)
+        floor = self.config.answerable_floor
+        if answerable is not None and floor is not None and answerable < floor:
+            log.info("declined: P(passages answer) %.3f under %.3f", answerable, floor)
             return self._declined(plan, timings)
         if generation is None or generation.finish_reason == "timeout":
             why = error or "generation timed out"
@@ -198,7 +220,7 @@ class AnswerService:
         )
         return Answer(
             answer=text,
-            citations=[_citation(n, passages[n - 1]) for n in numbers],
+            citations=[Citation(n, passages[n - 1]) for n in numbers],
             confidence=round(conf.value, 4),
             low_confidence=conf.low_confidence,
             declined=False,
@@ -208,7 +230,6 @@ class AnswerService:
             prompt_tokens=generation.prompt_tokens,
             completion_tokens=generation.completion_tokens,
             query=plan.query,
-            parts=conf,
         )
 
     def _declined(self, plan: Plan, timings: dict[str, float]) -> Answer:
@@ -240,7 +261,7 @@ class AnswerService:
         )
         return Answer(
             answer=f"{sentence} [1]",
-            citations=[_citation(1, top)],
+            citations=[Citation(1, top)],
             confidence=round(conf.value, 4),
             low_confidence=conf.low_confidence,
             declined=False,
@@ -250,14 +271,7 @@ class AnswerService:
             prompt_tokens=generation.prompt_tokens if generation else 0,
             completion_tokens=generation.completion_tokens if generation else 0,
             query=plan.query,
-            parts=conf,
         )
-
-
-def _citation(n: int, hit: Hit) -> Citation:
-    c = hit.chunk
-    snippet = c.text if len(c.text) <= SNIPPET_CHARS else c.text[: SNIPPET_CHARS - 1] + "…"
-    return Citation(n, c.id, c.source, c.title, c.page, snippet, round(hit.score, 6))
 
 
 def _total(plan: Plan, timings: dict[str, float]) -> dict[str, float]:

@@ -6,7 +6,7 @@ embedders or stores itself, so tests and other front ends can hand it what they 
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from app.answering import AnswerService
 from config.settings import Settings
@@ -16,6 +16,9 @@ from index.retriever import Retriever
 from ingest.manifest import Manifest
 from ingest.pipeline import Ingestor
 
+if TYPE_CHECKING:
+    from app.ask_service import AskService
+
 
 class Backend(Protocol):
     settings: Settings
@@ -24,6 +27,11 @@ class Backend(Protocol):
 
     @property
     def answers(self) -> AnswerService: ...
+
+    @property
+    def asks(self) -> AskService:
+        """The answer flow and its generation queue (built with the generator)."""
+        ...
 
     def retriever(self, collection: str) -> Retriever: ...
 

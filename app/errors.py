@@ -28,11 +28,6 @@ class ApiError(Exception):
         self.extra = extra or {}
 
 
-class BadRequestError(ApiError):
-    status_code = 400
-    code = "bad_request"
-
-
 class UnauthorizedError(ApiError):
     status_code = 401
     code = "unauthorized"

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI, Request, Response
 
 from app import error_handlers
+from app.answer_observer import AnswerObserver
 from app.backend import Backend
 from app.errors import ApiError
 from app.routes import ask, chat, documents, health, retrieve
@@ -38,7 +39,6 @@ def create_app(settings: Settings, build_backend: BackendFactory) -> FastAPI:
         task = asyncio.create_task(_load(state, build_backend))
         yield
         task.cancel()
-        state.queue.shutdown()
         if state.backend is not None:
             state.backend.close()
 
@@ -102,6 +102,9 @@ async def _load(state: ServiceState, build_backend: BackendFactory) -> None:
     embedder = backend.embedder
     state.metrics.watch_cache(lambda: (embedder.hits, embedder.misses))
     with contextlib.suppress(RuntimeError):  # retrieval-only backends have no generator
+        asks = backend.asks
+        asks.queue.on_depth = state.metrics.queue_depth.set
+        asks.observers.append(AnswerObserver(state.metrics, state.monitor, state.review))
         generator = backend.answers.generator
         state.metrics.model.info(
             {

@@ -19,11 +19,12 @@ T = TypeVar("T")
 
 class GenerationQueue:
     def __init__(self, max_pending: int, on_depth: Callable[[int], None] | None = None) -> None:
+        # ``on_depth`` may be set later (the HTTP layer hangs its gauge on a built service).
         self.max_pending = max_pending  # waiting plus running
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate")
         self._pending = 0
         self._lock = threading.Lock()
-        self._on_depth = on_depth
+        self.on_depth = on_depth
 
     @property
     def depth(self) -> int:
@@ -42,14 +43,19 @@ class GenerationQueue:
         future.add_done_callback(self._done)
         return future
 
+    def run(self, fn: Callable[[], T]) -> T:
+        """Submit and wait, for a caller on a worker thread (the reranker inside retrieval): it
+        takes its turn with the generations, and a full queue refuses it the same way."""
+        return self.submit(fn).result()
+
     def _done(self, _: Future[T]) -> None:
         with self._lock:
             self._pending -= 1
             self._report()
 
     def _report(self) -> None:
-        if self._on_depth is not None:
-            self._on_depth(self._pending)
+        if self.on_depth is not None:
+            self.on_depth(self._pending)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -6,7 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from app.answering import Citation
+
 MAX_TOP_K = 50
+SNIPPET_CHARS = 300  # of a cited passage, in the response (the UI shows the passage on demand)
 
 
 class ErrorDetail(BaseModel):
@@ -66,6 +69,24 @@ class CitationOut(BaseModel):
     score: float
 
 
+def citation_out(c: Citation) -> CitationOut:
+    """The HTTP form of a citation, field by field from the hit it cites: a field renamed on
+    either side is a type error (mypy's pydantic plugin checks the keywords), not a 422 at run
+    time, and the API's field names stay put when the domain's change."""
+    chunk = c.hit.chunk
+    text = chunk.text
+    snippet = text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1] + "…"
+    return CitationOut(
+        n=c.n,
+        chunk_id=chunk.id,
+        source=chunk.source,
+        title=chunk.title,
+        page=chunk.page,
+        snippet=snippet,
+        score=round(c.hit.score, 6),
+    )
+
+
 class ModelInfo(BaseModel):
     generator: str
     engine: str = Field(description="What runs the generator: llamacpp or transformers.")
@@ -89,6 +110,11 @@ class AskResponse(BaseModel):
     model: ModelInfo
     usage: Usage
     query: str = Field(..., description="What retrieval searched for (standalone follow-ups).")
+    answerable: float | None = Field(
+        None,
+        description="The generator's P(yes) that the passages hold the answer, when "
+        "DOCQA_ANSWERABLE_FLOOR turns that check on.",
+    )
 
 
 class BatchRequest(BaseModel):

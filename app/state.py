@@ -1,4 +1,5 @@
-"""What a running service holds: its settings, metrics, and the backend once loaded."""
+"""What a running HTTP service holds: its settings, metrics, monitors, rate limiter, and the
+backend once loaded (the generation queue belongs to the backend's ``AskService``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from app.backend import Backend
 from app.errors import NotReadyError
 from app.metrics import Metrics
 from app.monitoring import AnswerMonitor, ReviewLog
-from app.queue import GenerationQueue
 from app.ratelimit import TokenBucket
 from config.settings import Settings
 
@@ -20,13 +20,11 @@ class ServiceState:
     backend: Backend | None = None
     load_error: str | None = None
     limiter: TokenBucket = field(init=False)
-    queue: GenerationQueue = field(init=False)
     monitor: AnswerMonitor = field(default_factory=AnswerMonitor)
     review: ReviewLog = field(init=False)
 
     def __post_init__(self) -> None:
         self.limiter = TokenBucket(self.settings.rate_limit_per_minute)
-        self.queue = GenerationQueue(self.settings.queue_size, self.metrics.queue_depth.set)
         self.review = ReviewLog(
             self.settings.data_dir / "review.jsonl", self.settings.review_sample
         )

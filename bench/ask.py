@@ -36,8 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
-import random
 import resource
 import statistics
 import subprocess
@@ -46,27 +44,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # `python bench/ask.py` puts bench/ first on the path
-    sys.path.insert(0, str(REPO_ROOT))
+import _path  # noqa: F401
 
-from bench._common import (  # noqa: E402
-    DATA_ROOT,
-    DEFAULT_MODELS_DIR,
-    DEFAULT_OUT,
-    Dataset,
-    bench_logging,
-    command_line,
-    contention_note,
-    load_average,
-    load_dataset,
-    machine,
-    machine_lines,
-    markdown_table,
-    now,
-    replace_section,
-    write_corpus,
-)
+from bench._common import DATA_ROOT, DEFAULT_MODELS_DIR, Dataset, load_dataset
+from bench._host import command_line, contention_note, load_average, machine, machine_lines, now
+from bench._report import DEFAULT_OUT, bench_logging, markdown_table, replace_section
+from eval.collection import stage
+from eval.metrics import nearest_rank_percentile
+from eval.selection import draw
 
 log = logging.getLogger("bench.ask")
 
@@ -80,20 +65,9 @@ TARGET_RATIO = 0.9
 
 
 # ---------------------------------------------------------------------------------- statistics
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (``q`` in 0..100); 0.0 for no values.
-
-    >>> percentile([1.0, 2.0, 3.0, 4.0], 50)
-    2.0
-    """
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))]
-
-
 def p50_p95(values: list[float]) -> dict[str, float]:
-    return {"p50": round(percentile(values, 50), 1), "p95": round(percentile(values, 95), 1)}
+    """Nearest-rank p50 and p95 (``eval.metrics.nearest_rank_percentile``); 0.0 for no values."""
+    return {f"p{q}": round(nearest_rank_percentile(values, q) or 0.0, 1) for q in (50, 95)}
 
 
 # --------------------------------------------------------------------------------------- worker
@@ -134,7 +108,7 @@ def _settings(args: argparse.Namespace, variant: str) -> Any:
 
 def _questions(ds: Dataset, args: argparse.Namespace) -> list[tuple[str, str]]:
     n = args.questions_test if args.profile == "test" else args.questions_default
-    picked = random.Random(args.seed).sample(ds.questions, min(n, len(ds.questions)))
+    picked = draw(ds.questions, n, args.seed)  # asked in the order drawn, not file order
     return [(q.id, q.text) for q in picked]
 
 
@@ -233,7 +207,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     ds = load_dataset("xquad-en", Path(args.data_root))
     questions = _questions(ds, args)
     corpus = Path(args.work_dir) / "corpus-xquad-en"
-    write_corpus(ds.passages, corpus)
+    stage(ds.documents.values(), corpus)
 
     started = time.perf_counter()
     app = create_app(settings, factory)

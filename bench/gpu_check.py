@@ -30,9 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+import _path  # noqa: F401
 
 log = logging.getLogger("bench.gpu_check")
 

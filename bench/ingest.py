@@ -36,48 +36,39 @@ import pstats
 import shutil
 import statistics
 import subprocess
-import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # `python bench/ingest.py` puts bench/ first on the path
-    sys.path.insert(0, str(REPO_ROOT))
+import _path  # noqa: F401
 
-from bench._common import (  # noqa: E402
-    DATA_ROOT,
-    DEFAULT_MODELS_DIR,
-    DEFAULT_OUT,
-    command_line,
-    contention_note,
+from bench._common import (
+    add_run_args,
     embedder_slug,
     ingest_with_progress,
-    load_average,
     load_dataset,
-    machine,
-    machine_lines,
-    markdown_table,
-    now,
-    run_bench,
-    safe_name,
+    passage_ranking,
+    prime_query_cache,
     settings_for,
-    write_corpus,
 )
-from config.settings import Settings  # noqa: E402
-from eval.metrics import dedupe, mrr_at  # noqa: E402
-from index.embedders import SentenceTransformerEmbedder  # noqa: E402
-from index.hardware import pick_device  # noqa: E402
-from index.onnx_embedder import OnnxEmbedder  # noqa: E402
-from index.types import document_id, sha256_text  # noqa: E402
-from ingest.parsers import parse  # noqa: E402
-from ingest.pipeline import Ingestor  # noqa: E402
-from modelstore.cache import ModelCache  # noqa: E402
-from modelstore.catalog import EmbedBackend  # noqa: E402
-from modelstore.onnx_export import choose_backend  # noqa: E402
-from modelstore.profiles import models_for  # noqa: E402
-from wiring.compose import Services, model_path  # noqa: E402
+from bench._host import command_line, contention_note, load_average, machine, now
+from bench._report import add_report_args, markdown_table, run_bench, run_lines
+from config.settings import Settings
+from eval.collection import stage
+from eval.metrics import mean, mrr_at
+from eval.types import Document
+from index.embedders import SentenceTransformerEmbedder
+from index.hardware import pick_device
+from index.onnx_embedder import OnnxEmbedder
+from index.types import document_id
+from ingest.parsers import parse
+from ingest.pipeline import Ingestor
+from modelstore.cache import ModelCache
+from modelstore.catalog import EmbedBackend
+from modelstore.onnx_export import choose_backend
+from modelstore.profiles import models_for
+from wiring.compose import Services, model_path
 
 log = logging.getLogger("bench.ingest")
 
@@ -90,7 +81,7 @@ SPEEDUP_TARGET = 20.0
 COMPARE_TARGET = 2.0
 MRR_MARGIN = 0.01
 K = 10
-LLAMAINDEX_SCRIPT = REPO_ROOT / "bench" / "_llamaindex_ingest.py"
+LLAMAINDEX_SCRIPT = Path(__file__).resolve().with_name("_llamaindex_ingest.py")
 DEFAULT_LLAMAINDEX_PYTHON = Path("/tmp/li-venv/bin/python")
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 CORPORA: dict[str, tuple[str, ...]] = {
@@ -145,19 +136,18 @@ def build_corpus(name: str, data_root: Path, folder: Path, limit: int = 0) -> Co
     as ``.txt`` files under ``folder``, with the questions those passages answer."""
     if name not in CORPORA:
         raise SystemExit(f"unknown corpus {name!r}; known: {', '.join(CORPORA)}")
-    passages: dict[str, str] = {}
+    documents: dict[str, Document] = {}
     questions: list[tuple[str, set[str]]] = []
     for dataset in CORPORA[name]:
         ds = load_dataset(dataset, data_root)
-        for pid, text in ds.passages.items():
-            passages[f"{dataset}-{safe_name(pid)}"] = text
+        for doc in ds.documents.values():
+            documents[f"{dataset}-{doc.id}"] = replace(doc, id=f"{dataset}-{doc.id}")
         for question in ds.questions:
-            keys = {f"{dataset}-{safe_name(pid)}" for pid in question.relevant}
-            questions.append((question.text, keys))
+            questions.append((question.text, {f"{dataset}-{pid}" for pid in question.relevance}))
     if limit:
-        passages = dict(list(passages.items())[:limit])
-    kept = [(text, keys & passages.keys()) for text, keys in questions]
-    return Corpus(folder, write_corpus(passages, folder), [(t, k) for t, k in kept if k])
+        documents = dict(list(documents.items())[:limit])
+    kept = [(text, keys & documents.keys()) for text, keys in questions]
+    return Corpus(folder, stage(documents.values(), folder), [(t, k) for t, k in kept if k])
 
 
 def subset_corpus(folder: Path, n: int, target: Path) -> Path:
@@ -432,34 +422,18 @@ def llamaindex_run(
     return result
 
 
-def prime_query_cache(services: Services, texts: list[str]) -> None:
-    """Embed the questions in batches into the embedding cache, under the key the retriever's
-    ``CachedEmbedder.embed_query`` looks up, instead of one model call per question."""
-    inner = services.embedder.inner
-    prefixed = list(dict.fromkeys(inner.query_prefix + text for text in texts))
-    shas = [sha256_text(text) for text in prefixed]
-    found = services.cache.get_many(services.embedder.model_id, shas)
-    missing = [(sha, t) for sha, t in zip(shas, prefixed, strict=True) if sha not in found]
-    for start in range(0, len(missing), 256):
-        part = missing[start : start + 256]
-        vectors = inner.embed_raw([text for _, text in part])
-        fresh = dict(zip((sha for sha, _ in part), vectors, strict=True))
-        services.cache.put_many(services.embedder.model_id, fresh)
-
-
 def dense_mrr(services: Services, corpus: Corpus) -> float:
     """MRR@10 of dense retrieval with the real retriever: a chunk counts for its file's
     passage, passages deduped at their first rank."""
     if not corpus.questions:
         return 0.0
-    prime_query_cache(services, [text for text, _ in corpus.questions])
+    prime_query_cache(services, (text for text, _ in corpus.questions))
     retriever = services.retriever(COLLECTION)
-    total = 0.0
+    scores = []
     for text, relevant in corpus.questions:
         hits = retriever.retrieve(text, k=K, mode="dense", rerank=False).hits
-        ranking = dedupe(corpus.names.get(Path(hit.chunk.source).name) for hit in hits)
-        total += mrr_at(ranking, relevant, K)
-    return total / len(corpus.questions)
+        scores.append(mrr_at(passage_ranking(hits, corpus.names), relevant, K))
+    return mean(scores) or 0.0
 
 
 def compare_llamaindex(embedder: str, corpus: Corpus, args: argparse.Namespace) -> CompareResult:
@@ -610,34 +584,23 @@ def _runs(values: list[float]) -> str:
 
 
 def compare_tables(rows: list[CompareResult]) -> list[str]:
-    speed = [
-        [
-            r.embedder,
-            str(r.files),
-            _runs(r.docqa_s),
-            str(r.docqa_chunks),
-            f"{r.docqa_docs_per_s:.1f}",
-            _runs(r.llamaindex_s),
-            str(r.llamaindex_chunks),
-            f"{r.llamaindex_docs_per_s:.1f}",
-            f"{r.ratio:.2f}× ({_met(r.ratio, COMPARE_TARGET)})",
-            f"{r.cpu_ratio:.2f}×",
+    """Two tables, a row per embedder in each: documents/s of both sides, then dense MRR@10."""
+    speed, quality = [], []
+    for r in rows:
+        docqa = [_runs(r.docqa_s), str(r.docqa_chunks), f"{r.docqa_docs_per_s:.1f}"]
+        li = [_runs(r.llamaindex_s), str(r.llamaindex_chunks), f"{r.llamaindex_docs_per_s:.1f}"]
+        ratios = [f"{r.ratio:.2f}× ({_met(r.ratio, COMPARE_TARGET)})", f"{r.cpu_ratio:.2f}×"]
+        speed.append([r.embedder, str(r.files), *docqa, *li, *ratios])
+        change = r.mrr10 - r.torch_mrr10
+        mrr = [
+            f"{r.mrr10:.3f}",
+            f"{r.torch_mrr10:.3f}",
+            f"{change:+.3f} ({_met(change, -MRR_MARGIN)})",
         ]
-        for r in rows
-    ]
+        quality.append([r.embedder, str(r.questions), *mrr])
     header = ["docqa embedder", "files", "docqa s", "docqa chunks", "docqa docs/s"]
     header += ["LlamaIndex s", "LlamaIndex chunks", "LlamaIndex docs/s", "docqa / LlamaIndex"]
     header += ["same, by CPU s"]
-    quality = [
-        [
-            r.embedder,
-            str(r.questions),
-            f"{r.mrr10:.3f}",
-            f"{r.torch_mrr10:.3f}",
-            f"{r.mrr10 - r.torch_mrr10:+.3f} ({_met(r.mrr10 - r.torch_mrr10, -MRR_MARGIN)})",
-        ]
-        for r in rows
-    ]
     quality_header = ["docqa embedder", "questions", "dense MRR@10", "torch fp32 MRR@10", "change"]
     return [markdown_table(header, speed), "", markdown_table(quality_header, quality)]
 
@@ -696,13 +659,7 @@ def render(payload: dict[str, Any]) -> str:
     parts = [
         "## Ingest throughput (`bench/ingest.py`)",
         "",
-        f"Measured {payload['date']}. Machine:",
-        "",
-        *machine_lines(payload["machine"]),
-        "",
-        "Command:",
-        "",
-        f"```sh\n{payload['command']}\n```",
+        *run_lines(payload),
         "",
         f"Corpus: {payload['corpus_note']}.",
     ]
@@ -738,14 +695,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default="xquad", choices=sorted(CORPORA))
     parser.add_argument("--embedders", "--embedder", default="multilingual-e5-small")
-    parser.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR)
-    parser.add_argument("--data-root", type=Path, default=DATA_ROOT)
-    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/docqa-bench/ingest"))
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="'-' writes no file.")
+    add_run_args(parser, "/tmp/docqa-bench/ingest")
+    add_report_args(parser)
     parser.add_argument("--profile-files", type=int, default=120, help="Files profiled on a miss.")
     parser.add_argument("--profile-top", type=int, default=18, help="Functions listed.")
     parser.add_argument("--no-profile", action="store_true", help="Never profile.")
-    parser.add_argument("--from-json", type=Path, help="Re-render from a saved results file.")
     parser.add_argument(
         "--embed-backend",
         default="auto",

@@ -41,42 +41,22 @@ import contextlib
 import json
 import logging
 import sqlite3
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import _path  # noqa: F401
 import numpy as np
 from tqdm import tqdm
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # `python bench/x.py` puts bench/ first on the path
-    sys.path.insert(0, str(REPO_ROOT))
-
-from bench._common import (  # noqa: E402
-    DEFAULT_OUT,
-    bench_logging,
-    command_line,
-    contention_note,
-    load_average,
-    machine,
-    machine_lines,
-    markdown_table,
-    now,
-    replace_section,
-)
-from bench.retrieval_scale import (  # noqa: E402
-    add_collection_args,
-    ensure_collection,
-    questions,
-    settings_of,
-    summary,
-)
-from index.text_tokenize import TOKENIZER_VERSION, tokenize  # noqa: E402
-from index.types import Chunk, Hit  # noqa: E402
-from wiring.compose import Services  # noqa: E402
+from bench._host import command_line, contention_note, load_average, machine, machine_lines, now
+from bench._report import add_report_args, markdown_table, run_bench
+from bench.retrieval_scale import add_collection_args, collection_services, questions, summary
+from eval.metrics import mean
+from index.text_tokenize import TOKENIZER_VERSION, tokenize
+from index.types import Chunk, Hit
 
 log = logging.getLogger("bench.keyword_backends")
 
@@ -246,10 +226,8 @@ def overlap(ours: list[Hit], theirs: list[Hit], at: int = OVERLAP_AT) -> float:
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     host = machine()
-    settings = settings_of(args)
-    services = Services.build(settings)
-    try:
-        built = ensure_collection(services, args)
+    with collection_services(args) as (services, built):
+        settings = services.settings
         sqlite_index = services.keywords(built.collection)
         keywords_path = settings.data_dir / "keywords.sqlite"
         corpus = Corpus(keywords_path, built.collection)
@@ -272,8 +250,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             sizes["fts5"] = fts_path.stat().st_size / 2**20
         if "bm25s" in backends:
             sizes["bm25s"] = memory_mb
-    finally:
-        services.close()
     host["load at end"] = load_average()
     return {
         "when": now(),
@@ -318,8 +294,8 @@ def run_queries(
                 overlaps[name].append(overlap(results["sqlite"], results[name]))
     return {
         "latency_ms": {n: summary(v) for n, v in times.items()},
-        "overlap10": {n: float(np.mean(v)) if v else None for n, v in overlaps.items()},
-        "overlap10_min": {n: float(np.min(v)) if v else None for n, v in overlaps.items()},
+        "overlap10": {n: mean(v) for n, v in overlaps.items()},
+        "overlap10_min": {n: min(v, default=None) for n, v in overlaps.items()},
         "postings": summary([float(p) for p in postings]),
         "tokenize_ms": summary(tokenizing),
     }
@@ -377,26 +353,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--candidates", type=int, default=30, help="Top k (the retriever's 30).")
     parser.add_argument("--warmup", type=int, default=10, help="Untimed questions first.")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="'-' writes no file.")
-    parser.add_argument("--from-json", type=Path, help="Re-render a saved result file.")
+    add_report_args(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    with bench_logging():
-        if args.from_json:
-            payload = json.loads(args.from_json.read_text(encoding="utf-8"))
-        else:
-            payload = measure(args)
-            saved = args.work_dir / f"keyword-backends-{payload['chunks']}.json"
-            saved.write_text(json.dumps(payload, indent=1, ensure_ascii=False), encoding="utf-8")
-            log.info("results saved to %s", saved)
-        text = render(payload)
-        sys.stdout.write(text + "\n")
-        if str(args.out) != "-":
-            replace_section(args.out, SECTION, text)
-    return 0
+    return run_bench(
+        parse_args(argv),
+        measure,
+        render,
+        SECTION,
+        saved_as=lambda payload: f"keyword-backends-{payload['chunks']}.json",
+    )
 
 
 if __name__ == "__main__":

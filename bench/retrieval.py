@@ -6,7 +6,8 @@ collection per data set, one data dir per embedder, under ``--work-dir`` (``/tmp
 finds its files unchanged and skips them). Every question is then asked in each mode with the
 real retriever (top-10 chunks); a chunk counts for the passage it came from, passages deduped at
 their first rank. Metrics: hit@1, hit@5, MRR@10 (SQuAD-style sets: the question's paragraph is
-relevant) and nDCG@10 with graded qrels (SciFact), plus wall-clock latency per mode.
+relevant) and nDCG@10 with graded qrels (SciFact), all from ``eval.metrics``, plus wall-clock
+latency per mode. The data sets are read by ``eval.datasets`` (``bench/_common.py``).
 
 Quality runs every question through the real retriever, whose ``CachedEmbedder`` finds the query
 vectors already in the embedding cache: they are computed first in batches under the same cache
@@ -16,59 +17,53 @@ dense and hybrid each pay for embedding the query, as a new question does.
 
     .venv/bin/python bench/retrieval.py --datasets xquad-en,xquad-zh,cmrc,scifact \
         --embedders all-minilm-l6-v2,multilingual-e5-small --models-dir /tmp/dq1/models
+
+``--scale N`` measures something else, latency at N chunks: the command line goes as it is to
+``bench/retrieval_scale.py`` (whose options then apply), which writes its own section.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import math
 import random
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import _path  # noqa: F401
 from tqdm import tqdm
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # `python bench/retrieval.py` puts bench/ first on the path
-    sys.path.insert(0, str(REPO_ROOT))
-
-from bench._common import (  # noqa: E402
-    DATA_ROOT,
-    DEFAULT_MODELS_DIR,
-    DEFAULT_OUT,
+from bench._common import (
     Dataset,
-    Question,
-    command_line,
-    contention_note,
+    add_run_args,
     embedder_slug,
     ingest_with_progress,
     limit_passages,
-    load_average,
     load_dataset,
-    machine,
-    machine_lines,
-    markdown_table,
-    now,
-    run_bench,
+    passage_ranking,
+    prime_query_cache,
     sample_questions,
     settings_for,
-    write_corpus,
 )
-from config.settings import Settings  # noqa: E402
-from index.embedders import SentenceTransformerEmbedder  # noqa: E402
-from index.hardware import pick_device  # noqa: E402
-from index.onnx_embedder import OnnxEmbedder  # noqa: E402
-from index.retriever import Mode, Retriever  # noqa: E402
-from index.types import Hit, sha256_text  # noqa: E402
-from modelstore.cache import ModelCache  # noqa: E402
-from modelstore.onnx_export import choose_backend, embedder_id  # noqa: E402
-from modelstore.profiles import models_for  # noqa: E402
-from wiring.compose import Services  # noqa: E402
+from bench._host import command_line, contention_note, load_average, machine, now
+from bench._report import add_report_args, markdown_table, run_bench, run_lines
+from config.settings import Settings
+from eval.collection import stage
+from eval.metrics import hit_at, mean, mrr_at, ndcg_at, nearest_rank_percentile
+from eval.selection import draw
+from eval.types import Question
+from index.embedders import SentenceTransformerEmbedder
+from index.hardware import pick_device
+from index.onnx_embedder import OnnxEmbedder
+from index.retriever import Mode, Retriever
+from modelstore.cache import ModelCache
+from modelstore.onnx_export import choose_backend, embedder_id
+from modelstore.profiles import models_for
+from wiring.compose import Services
 
 log = logging.getLogger("bench.retrieval")
 
@@ -125,72 +120,26 @@ class IngestInfo:
 
 
 # -------------------------------------------------------------------------------------- metrics
-def passage_ranking(hits: list[Hit], names: dict[str, str]) -> list[str]:
-    """Passage ids in rank order: each chunk counts for its file's passage, first rank kept."""
-    ranking: list[str] = []
-    for hit in hits:
-        pid = names.get(Path(hit.chunk.source).name)
-        if pid is not None and pid not in ranking:
-            ranking.append(pid)
-    return ranking
-
-
-def first_relevant_rank(ranking: list[str], relevant: dict[str, int]) -> int | None:
-    """1-based rank of the first relevant passage, None when none was retrieved."""
-    return next((i for i, pid in enumerate(ranking, start=1) if pid in relevant), None)
-
-
-def ndcg_at(ranking: list[str], relevant: dict[str, int], k: int = K) -> float:
-    """nDCG@k with graded gains: sum rel / log2(rank + 1), over the ideal ordering of the qrels.
-
-    >>> round(ndcg_at(["b", "a"], {"a": 1}), 4)
-    0.6309
-    """
-    dcg = sum(relevant.get(pid, 0) / math.log2(i + 1) for i, pid in enumerate(ranking[:k], 1))
-    ideal = sorted(relevant.values(), reverse=True)[:k]
-    idcg = sum(rel / math.log2(i + 1) for i, rel in enumerate(ideal, 1))
-    return dcg / idcg if idcg > 0 else 0.0
-
-
 @dataclass
 class _Tally:
-    hit1: float = 0.0
-    hit5: float = 0.0
-    rr: float = 0.0
-    ndcg: float = 0.0
+    """Per-question retrieval metrics (eval's), averaged over the questions."""
 
-    def add(self, ranking: list[str], relevant: dict[str, int]) -> None:
-        rank = first_relevant_rank(ranking[:K], relevant)
-        if rank is not None:
-            self.hit1 += rank == 1
-            self.hit5 += rank <= 5
-            self.rr += 1.0 / rank
-        self.ndcg += ndcg_at(ranking, relevant)
+    hit1: list[float] = field(default_factory=list)
+    hit5: list[float] = field(default_factory=list)
+    mrr10: list[float] = field(default_factory=list)
+    ndcg10: list[float] = field(default_factory=list)
 
+    def add(self, ranking: list[str], relevance: Mapping[str, int]) -> None:
+        self.hit1.append(hit_at(ranking, relevance, 1))
+        self.hit5.append(hit_at(ranking, relevance, 5))
+        self.mrr10.append(mrr_at(ranking, relevance, K))
+        self.ndcg10.append(ndcg_at(ranking, relevance, K))
 
-def _p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
+    def means(self) -> dict[str, float]:
+        return {name: mean(values) or 0.0 for name, values in vars(self).items()}
 
 
 # ---------------------------------------------------------------------------------------- runs
-def prime_query_cache(services: Services, questions: list[Question]) -> int:
-    """Embed the questions in batches into the embedding cache, under the exact key the
-    retriever's ``CachedEmbedder.embed_query`` looks up; returns how many were computed."""
-    inner = services.embedder.inner
-    texts = list(dict.fromkeys(inner.query_prefix + q.text for q in questions))
-    shas = [sha256_text(t) for t in texts]
-    found = services.cache.get_many(services.embedder.model_id, shas)
-    missing = [(sha, text) for sha, text in zip(shas, texts, strict=True) if sha not in found]
-    step = 256
-    for start in tqdm(range(0, len(missing), step), desc="query vectors", mininterval=5):
-        part = missing[start : start + step]
-        vectors = inner.embed_raw([text for _, text in part])
-        fresh = dict(zip((sha for sha, _ in part), vectors, strict=True))
-        services.cache.put_many(services.embedder.model_id, fresh)
-    return len(missing)
-
-
 def evaluate(
     retriever: Retriever, ds: Dataset, names: dict[str, str], modes: tuple[Mode, ...] = MODES
 ) -> dict[str, _Tally]:
@@ -199,7 +148,7 @@ def evaluate(
     for question in tqdm(ds.questions, desc=f"{ds.name} quality", unit="q", mininterval=5):
         for mode in modes:
             result = retriever.retrieve(question.text, k=K, mode=mode)
-            tallies[mode].add(passage_ranking(result.hits, names), question.relevant)
+            tallies[mode].add(passage_ranking(result.hits, names), question.relevance)
     return tallies
 
 
@@ -221,7 +170,7 @@ def time_modes(
 def measure_dataset(
     services: Services, ds: Dataset, names: dict[str, str], embedder: str, args: argparse.Namespace
 ) -> list[ModeResult]:
-    computed = prime_query_cache(services, ds.questions)
+    computed = prime_query_cache(services, (q.text for q in ds.questions))
     log.info("%s: %d query vectors computed in batches (the rest were cached)", ds.name, computed)
     modes = modes_of(args)
     tallies = evaluate(services.retriever(ds.collection), ds, names, modes)
@@ -229,24 +178,18 @@ def measure_dataset(
     inner = services.embedder.inner
     assert isinstance(inner, SentenceTransformerEmbedder | OnnxEmbedder)
     uncached.embedder = inner  # every timed query pays for its embedding, as a new question does
-    sample = random.Random(args.seed).sample(
-        ds.questions, min(args.latency_questions, len(ds.questions))
-    )
-    timings = time_modes(uncached, sample, modes)
-    n = len(ds.questions)
+    timed = draw(ds.questions, args.latency_questions, args.seed)
+    timings = time_modes(uncached, timed, modes)
     return [
         ModeResult(
             dataset=ds.name,
             embedder=embedder,
             mode=mode,
-            questions=n,
-            hit1=tallies[mode].hit1 / n,
-            hit5=tallies[mode].hit5 / n,
-            mrr10=tallies[mode].rr / n,
-            ndcg10=tallies[mode].ndcg / n,
-            timed=len(sample),
+            questions=len(ds.questions),
+            **tallies[mode].means(),
+            timed=len(timed),
             mean_ms=statistics.fmean(timings[mode][0]),
-            p95_ms=_p95(timings[mode][0]),
+            p95_ms=nearest_rank_percentile(timings[mode][0], 95) or 0.0,
             embed_ms=statistics.fmean(timings[mode][1]),
             backend=args.backend,
         )
@@ -260,7 +203,7 @@ def encode_speed(services: Services, ds: Dataset, label: str, args: argparse.Nam
     and by this process's CPU time (every thread's), the fairer of the two on a shared machine."""
     inner = services.embedder.inner
     assert isinstance(inner, SentenceTransformerEmbedder | OnnxEmbedder)
-    texts = list(ds.passages.values())
+    texts = list(ds.texts().values())
     texts = random.Random(args.seed).sample(texts, min(args.speed_passages, len(texts)))
     inner.embed_documents(texts[:2])  # first-call costs (loading, allocation) out of the timing
     wall, cpu = time.perf_counter(), time.process_time()
@@ -298,7 +241,7 @@ def run_embedder(
     for ds in datasets:
         collection = ds.collection
         folder = args.work_dir / "corpus" / collection
-        names = write_corpus(ds.passages, folder)
+        names = stage(ds.documents.values(), folder)
         ingestor = services.ingestor(collection)
         report = ingest_with_progress(ingestor, folder, f"ingest {ds.name}")
         if report.files_failed:
@@ -309,7 +252,7 @@ def run_embedder(
             IngestInfo(
                 ds.name,
                 embedder,
-                len(ds.passages),
+                len(ds.documents),
                 chunks,
                 report.files_new + report.files_changed,
                 report.files_unchanged,
@@ -400,21 +343,29 @@ def ingest_table(infos: list[IngestInfo]) -> str:
     return markdown_table(header, rows)
 
 
-def _by_key(results: list[ModeResult]) -> dict[tuple[str, str, str], ModeResult]:
+Table = dict[tuple[str, str, str], ModeResult]  # (data set, embedder, mode) -> result
+
+
+def _by_key(results: list[ModeResult]) -> Table:
     return {(r.dataset, r.embedder, r.mode): r for r in results}
 
 
-def _beaten_on(table: dict[tuple[str, str, str], ModeResult], emb: str, mode: str) -> list[str]:
-    """The sets where ``emb`` + ``mode`` scores below ``emb``'s best single method."""
-    lost = []
+def _against_singles(table: Table, emb: str, mode: str) -> Iterator[tuple[str, float, float, str]]:
+    """Per set where ``emb`` + ``mode`` was measured: (set, its score, ``emb``'s best single
+    method's score, that method)."""
     for d in dict.fromkeys(key[0] for key in table):
-        if (d, emb, mode) not in table:
-            continue
-        score = _metric(table[(d, emb, mode)])
-        top, single = max((_metric(table[(d, emb, m)]), m) for m in MODES[:2])
-        if score < top:
-            lost.append(f"{d} ({_metric_name(d)} {score:.3f} vs {single} {top:.3f})")
-    return lost
+        if (d, emb, mode) in table:
+            top, single = max((_metric(table[(d, emb, m)]), m) for m in MODES[:2])
+            yield d, _metric(table[(d, emb, mode)]), top, single
+
+
+def _beaten_on(table: Table, emb: str, mode: str) -> list[str]:
+    """The sets where ``emb`` + ``mode`` scores below ``emb``'s best single method."""
+    return [
+        f"{d} ({_metric_name(d)} {score:.3f} vs {single} {top:.3f})"
+        for d, score, top, single in _against_singles(table, emb, mode)
+        if score < top
+    ]
 
 
 def verdict(results: list[ModeResult]) -> list[str]:
@@ -466,14 +417,10 @@ def verdict(results: list[ModeResult]) -> list[str]:
     return lines
 
 
-def _margins(table: dict[tuple[str, str, str], ModeResult], emb: str, mode: str) -> list[str]:
+def _margins(table: Table, emb: str, mode: str) -> list[str]:
     """Per set: the lead over ``emb``'s best single method and over any embedder's."""
     out = []
-    for d in dict.fromkeys(key[0] for key in table):
-        if (d, emb, mode) not in table:
-            continue
-        score = _metric(table[(d, emb, mode)])
-        own = max(_metric(table[(d, emb, m)]) for m in MODES[:2])
+    for d, score, own, _ in _against_singles(table, emb, mode):
         singles = [(_metric(r), r.embedder, r.mode) for k, r in table.items() if k[0] == d]
         top, top_emb, top_mode = max(x for x in singles if x[2] in MODES[:2])
         out.append(
@@ -483,20 +430,20 @@ def _margins(table: dict[tuple[str, str, str], ModeResult], emb: str, mode: str)
     return out
 
 
-def render(payload: dict[str, object]) -> str:
-    results = [ModeResult(**r) for r in payload["results"]]  # type: ignore[attr-defined]
-    infos = [IngestInfo(**i) for i in payload["ingest"]]  # type: ignore[attr-defined]
+def _run_notes(payload: dict[str, Any]) -> list[str]:
+    """The data sets' notes (samples, subsets) and the machine's contention, as list items."""
+    infos = [IngestInfo(**i) for i in payload["ingest"]]
     notes = sorted({f"{i.dataset}: {n}" for i in infos for n in i.notes})
+    return [f"- {n}" for n in [*notes, *contention_note(payload["machine"])]]
+
+
+def render(payload: dict[str, Any]) -> str:
+    results = [ModeResult(**r) for r in payload["results"]]
+    infos = [IngestInfo(**i) for i in payload["ingest"]]
     parts = [
         "## Retrieval quality and latency (`bench/retrieval.py`)",
         "",
-        f"Measured {payload['date']}, whole run {payload['minutes']} min. Machine:",
-        "",
-        *machine_lines(payload["machine"]),  # type: ignore[arg-type]
-        "",
-        "Command:",
-        "",
-        f"```sh\n{payload['command']}\n```",
+        *run_lines(payload),
         "",
         "Each passage is one `.txt` file ingested with the real pipeline (default settings: "
         "200-token chunks, 32 overlap); each question retrieves the top 10 chunks with the real "
@@ -509,8 +456,7 @@ def render(payload: dict[str, object]) -> str:
         "a seeded sample (`timed` questions per set), the query embedded on every call (cache "
         "bypassed), one query at a time in one process.",
         "",
-        *(f"- {n}" for n in notes),
-        *(f"- {n}" for n in contention_note(payload["machine"])),  # type: ignore[arg-type]
+        *_run_notes(payload),
         "",
         results_table(results),
         "",
@@ -530,19 +476,11 @@ def render_backends(payload: dict[str, Any]) -> str:
     and which backend the numbers support as the CPU default."""
     results = [ModeResult(**r) for r in payload["results"]]
     speeds = [Speed(**s) for s in payload.get("speed", [])]
-    infos = [IngestInfo(**i) for i in payload["ingest"]]
-    notes = sorted({f"{i.dataset}: {n}" for i in infos for n in i.notes})
     parts = [
         "## Embedder backends: torch, ONNX Runtime fp32, ONNX Runtime int8 "
         "(`bench/retrieval.py --backends`)",
         "",
-        f"Measured {payload['date']}, whole run {payload['minutes']} min. Machine:",
-        "",
-        *machine_lines(payload["machine"]),
-        "",
-        "Command:",
-        "",
-        f"```sh\n{payload['command']}\n```",
+        *run_lines(payload),
         "",
         "Each backend ingests every set into its own data dir with the real pipeline and "
         "answers every question with the real retriever, as in the section above; `Δ` is "
@@ -553,8 +491,7 @@ def render_backends(payload: dict[str, Any]) -> str:
         "the machine disturb less. `tokens` counts what the model saw (truncated at its "
         "limit).",
         "",
-        *(f"- {n}" for n in notes),
-        *(f"- {n}" for n in contention_note(payload["machine"])),
+        *_run_notes(payload),
         "",
         backend_quality_table(results),
         "",
@@ -678,6 +615,13 @@ def backend_verdict(results: list[ModeResult], speeds: list[Speed]) -> list[str]
 # ----------------------------------------------------------------------------------------- main
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--scale",
+        type=int,
+        metavar="N",
+        help="Latency at N chunks instead: the whole command line goes to "
+        "bench/retrieval_scale.py (its options; `--scale N --help` lists them).",
+    )
     parser.add_argument("--datasets", default="xquad-en,xquad-zh,cmrc,scifact")
     parser.add_argument("--embedders", default="all-minilm-l6-v2,multilingual-e5-small")
     parser.add_argument("--limit-questions", type=int, default=0, help="Sample N per set.")
@@ -705,13 +649,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Passages per set timed through the bare embedder (default: 200 with --backends, "
         "else 0: not timed).",
     )
-    parser.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR)
-    parser.add_argument("--data-root", type=Path, default=DATA_ROOT)
-    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/docqa-bench/retrieval"))
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="'-' writes no file.")
-    parser.add_argument(
-        "--from-json", type=Path, help="Re-render the section from a saved results file."
-    )
+    add_run_args(parser, "/tmp/docqa-bench/retrieval")
+    add_report_args(parser)
     args = parser.parse_args(argv)
     args.backend_list = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = set(args.backend_list) - set(BACKENDS)
@@ -751,6 +690,11 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a == "--scale" or a.startswith("--scale=") for a in argv):
+        from bench import retrieval_scale
+
+        return retrieval_scale.main(argv)
     args = parse_args(argv)
     if args.compare_backends:
         return run_bench(args, measure, render_backends, SECTION_BACKENDS)

@@ -30,8 +30,11 @@ timing), so each pays for embedding its query, cache miss path included, as a ne
 The parts are then timed alone on the same services, in-process: the query embedding (the model
 without the cache), the Chroma search, the keyword search and the fusion (RRF).
 
-    nice -n 10 .venv/bin/python bench/retrieval_scale.py --scale 100000 \
+    nice -n 10 .venv/bin/python bench/retrieval.py --scale 100000 \
         --models-dir /tmp/dq-bench/models --work-dir /tmp/dq-scale --out -
+
+(``bench/retrieval.py --scale N ...`` hands its whole command line to this script's ``main``;
+``bench/retrieval_scale.py --scale N ...`` is the same run.)
 """
 
 from __future__ import annotations
@@ -44,7 +47,6 @@ import logging
 import random
 import socket
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -53,34 +55,23 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import _path  # noqa: F401
 import numpy as np
 from tqdm import tqdm
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # `python bench/x.py` puts bench/ first on the path
-    sys.path.insert(0, str(REPO_ROOT))
-
-from bench._common import (  # noqa: E402
-    DATA_ROOT,
-    DEFAULT_MODELS_DIR,
-    DEFAULT_OUT,
-    command_line,
-    contention_note,
-    load_average,
-    load_dataset,
-    machine,
-    machine_lines,
-    markdown_table,
-    now,
-    run_bench,
-    safe_name,
-)
-from config.settings import Settings  # noqa: E402
-from index.retriever import Mode, reciprocal_rank_fusion  # noqa: E402
-from index.types import Chunk, chunk_id, document_id, sha256_text  # noqa: E402
-from ingest.chunker import Chunker, ChunkerConfig  # noqa: E402
-from ingest.parsers.text import parse_text  # noqa: E402
-from wiring.compose import Services  # noqa: E402
+from bench._common import add_run_args, load_dataset, safe_name
+from bench._host import command_line, contention_note, load_average, machine, machine_lines, now
+from bench._report import add_report_args, markdown_table, run_bench
+from config.settings import Settings
+from eval.collection import file_name
+from eval.metrics import mean, percentile
+from eval.selection import draw
+from index.fusion import reciprocal_rank_fusion
+from index.retriever import Mode
+from index.types import Chunk, chunk_id, document_id, sha256_text
+from ingest.chunker import Chunker, ChunkerConfig
+from ingest.parsers.text import parse_text
+from wiring.compose import Services
 
 log = logging.getLogger("bench.retrieval_scale")
 
@@ -132,10 +123,10 @@ def plan_collection(services: Services, scale: int, seed: int, data_root: Path) 
     bases: list[Chunk] = []
     for name in SOURCES:
         ds = load_dataset(name, data_root)
-        for pid, text in tqdm(ds.passages.items(), desc=f"chunking {name}", mininterval=5.0):
-            file = f"{safe_name(pid)}.txt"
+        for document in tqdm(ds.documents.values(), desc=f"chunking {name}", mininterval=5.0):
+            file = file_name(document)
             source = f"{name}/copy000/{file}"
-            doc = parse_text(text.encode("utf-8"), Path(file))
+            doc = parse_text(document.content(), Path(file))
             bases.extend(chunker.chunk(doc, document_id(source), source))
     random.Random(seed).shuffle(bases)
     log.info("%d distinct chunks from %s", len(bases), " + ".join(SOURCES))
@@ -274,6 +265,17 @@ def ensure_collection(services: Services, args: argparse.Namespace) -> Built:
     return Built(name, plan, params, info)
 
 
+@contextmanager
+def collection_services(args: argparse.Namespace) -> Iterator[tuple[Services, Built]]:
+    """Services on the scale's data dir (``settings_of``) with its N-chunk collection built,
+    resumed or reused (``ensure_collection``); closed on the way out."""
+    services = Services.build(settings_of(args))
+    try:
+        yield services, ensure_collection(services, args)
+    finally:
+        services.close()
+
+
 def folder_mb(path: Path) -> float:
     files = [path] if path.is_file() else path.rglob("*")
     return sum(p.stat().st_size for p in files if p.is_file()) / 2**20
@@ -284,9 +286,9 @@ def questions(count: int, seed: int, data_root: Path) -> list[tuple[str, str]]:
     """``count`` seeded questions, half SciFact claims and half CMRC questions, interleaved."""
     picked: list[list[tuple[str, str]]] = []
     for i, name in enumerate(SOURCES):
-        texts = [q.text for q in load_dataset(name, data_root).questions]
-        want = min(len(texts), count // len(SOURCES) + (i < count % len(SOURCES)))
-        picked.append([(name, t) for t in random.Random(seed).sample(texts, want)])
+        want = count // len(SOURCES) + (i < count % len(SOURCES))
+        chosen = draw(load_dataset(name, data_root).questions, want, seed)
+        picked.append([(name, q.text) for q in chosen])
     mixed = [q for pair in itertools.zip_longest(*picked) for q in pair if q is not None]
     return mixed
 
@@ -351,16 +353,11 @@ def _ms(start: float) -> float:
 
 
 def summary(values: list[float]) -> dict[str, float]:
+    """n, p50 and p95 (eval's ``percentile``: linear, as numpy's), mean and max."""
     if not values:
         return {"n": 0}
-    arr = np.asarray(values, dtype=np.float64)
-    return {
-        "n": len(values),
-        "p50": float(np.percentile(arr, 50)),
-        "p95": float(np.percentile(arr, 95)),
-        "mean": float(arr.mean()),
-        "max": float(arr.max()),
-    }
+    stats = {"p50": percentile(values, 50), "p95": percentile(values, 95), "mean": mean(values)}
+    return {"n": len(values), **{k: float(v or 0.0) for k, v in stats.items()}, "max": max(values)}
 
 
 def http_pass(
@@ -464,13 +461,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from app.main import create_app
 
     host = machine()
-    settings = settings_of(args)
-    builder = Services.build(settings)
-    try:
-        built = ensure_collection(builder, args)
+    with collection_services(args) as (builder, built):
+        settings = builder.settings
         backend = builder.embedder.model_id
-    finally:
-        builder.close()
     sizes = {
         "chroma_mb": folder_mb(settings.chroma_dir),
         "keywords_mb": folder_mb(settings.data_dir / "keywords.sqlite"),
@@ -614,9 +607,7 @@ def add_collection_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=5000, help="Chunks written per batch.")
     parser.add_argument("--rebuild", action="store_true", help="Drop the collection first.")
     parser.add_argument("--profile", default="default", help="Whose embedder (default: e5).")
-    parser.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR)
-    parser.add_argument("--data-root", type=Path, default=DATA_ROOT)
-    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/docqa-bench/scale"))
+    add_run_args(parser, "/tmp/docqa-bench/scale")
     parser.add_argument("--questions", type=int, default=300, help="Timed questions.")
 
 
@@ -627,8 +618,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=10, help="Untimed questions first.")
     parser.add_argument("--build-only", action="store_true", help="Build, measure nothing.")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="'-' writes no file.")
-    parser.add_argument("--from-json", type=Path, help="Re-render a results.json.")
+    add_report_args(parser)
     args = parser.parse_args(argv)
     if args.scale < 1 or args.batch < 1:
         parser.error("--scale and --batch must be positive")

@@ -145,6 +145,17 @@ class Settings(BaseSettings):
         "hybrid", description="hybrid fuses dense and keyword results by reciprocal rank."
     )
     retrieval_candidates: int = Field(30, ge=1, le=1000, description="Per-method candidates.")
+    retrieval_fusion: Literal["convex", "rrf"] = Field(
+        "convex",
+        description="Hybrid fusion: convex combination of normalized scores, or reciprocal rank "
+        "fusion (docs/EVALUATION.md has the measurements behind the default).",
+    )
+    fusion_alpha: float = Field(
+        0.9, ge=0.0, le=1.0, description="Dense weight of the convex combination."
+    )
+    fusion_normalization: Literal["tmm", "mm"] = Field(
+        "tmm", description="Score normalization: theoretical or per-query min-max."
+    )
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
     rerank: bool | None = Field(
         None, description="LLM yes/no reranking; unset means on with CUDA, off on CPU."
@@ -159,6 +170,13 @@ class Settings(BaseSettings):
         0.2, ge=0, le=1, description="Below this retrieval evidence, decline without the LLM."
     )
     low_confidence: float = Field(0.5, ge=0, le=1, description="Answers under it are flagged.")
+    answerable_floor: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Ask the generator whether the passages hold the answer before answering; "
+        "P(yes) under this declines. Unset: no such check.",
+    )
     generation_timeout_s: float = Field(
         60.0, gt=0, description="Past it, the answer degrades to an extractive one."
     )

@@ -41,6 +41,7 @@ QUALITY_METRICS = (
     "ndcg@10",
     "em",
     "f1",
+    "recall",
     "citation_precision",
     "support",
     "decline_rate",
@@ -61,7 +62,8 @@ METRIC_NAMES: tuple[str, ...] = (*QUALITY_METRICS, *LATENCY_METRICS)
 # Higher is better for these; lower for ece*, latency, decline_rate is neither (shown as is).
 HIGHER_IS_BETTER = frozenset(
     [
-        *("hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10", "em", "f1", "citation_precision"),
+        *("hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10", "em", "f1", "recall"),
+        "citation_precision",
         *("support", "decline_precision", "decline_recall", "auroc", "auroc_answered"),
     ]
 )
@@ -72,7 +74,7 @@ def aggregate(records: Sequence[dict[str, Any]], excluded: int = 0) -> dict[str,
     ok = [r for r in records if r.get("error") is None]
     asked = [r for r in ok if r.get("answer") is not None]
     metrics: dict[str, float | None] = dict.fromkeys(METRIC_NAMES)
-    for name in ("hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10", "em", "f1"):
+    for name in ("hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10", "em", "f1", "recall"):
         metrics[name] = mean(r["metrics"].get(name) for r in ok)
     metrics["citation_precision"] = mean(r["metrics"].get("citation_precision") for r in ok)
     metrics["support"] = mean(r["metrics"].get("support") for r in ok)

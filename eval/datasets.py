@@ -306,4 +306,20 @@ def _jsonl_question(
     if unknown:
         raise DatasetError(f"{path}:{line_no}: unknown doc ids {', '.join(unknown)}")
     clean = tuple(dict.fromkeys(str(a).strip() for a in answers if str(a).strip()))
-    return Question(qid, text, clean, relevance)
+    return Question(qid, text, clean, relevance, _history(path, line_no, record))
+
+
+def _history(path: Path, line_no: int, record: dict[str, Any]) -> tuple[dict[str, str], ...]:
+    """A conversation's earlier turns: user and assistant, alternating, the user first."""
+    turns = record.get("history", [])
+    if not isinstance(turns, list):
+        raise DatasetError(f"{path}:{line_no}: 'history' must be a list of turns")
+    out: list[dict[str, str]] = []
+    for i, turn in enumerate(turns):
+        want = "user" if i % 2 == 0 else "assistant"
+        if not isinstance(turn, dict) or turn.get("role") != want or not turn.get("content"):
+            raise DatasetError(
+                f"{path}:{line_no}: history turn {i + 1} must be a {want} turn with 'content'"
+            )
+        out.append({"role": want, "content": str(turn["content"])})
+    return tuple(out)

@@ -24,6 +24,9 @@ import string
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
+from text.language import detect_language
+from text.script import CMRC_HAN
+
 # ------------------------------------------------------------------------------------- SQuAD
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = frozenset(string.punctuation)
@@ -61,7 +64,9 @@ CMRC_PUNCTUATION = (
     "，", "。", "：", "？", "！", "“", "”", "；", "’", "《", "》", "……", "·", "、",
     "「", "」", "（", "）", "－", "～", "『", "』",
 )  # fmt: skip
-_CMRC_CHINESE = re.compile(r"[\u4e00-\u9fa5]")
+# What the official script counts as a Chinese character (U+4E00 to U+9FA5), kept exactly so
+# that scores compare with published CMRC results; narrower than `text.script.HAN` on purpose.
+_CMRC_CHINESE = re.compile(f"[{CMRC_HAN}]")
 _WORDS = re.compile(r"\d+(?:[.,]\d+)+|\w+|[^\w\s]")
 
 
@@ -126,12 +131,12 @@ def cmrc_f1(prediction: str, gold: str) -> float:
 
 
 # ------------------------------------------------------------------------------------ answers
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-
-
 def is_chinese(text: str) -> bool:
-    """A question with any CJK ideograph is scored with the CMRC 2018 metric."""
-    return bool(_CJK.search(text))
+    """Whether a question is scored with the CMRC 2018 metric: when the service answers it in
+    Chinese, by the rule it uses (`text.language.detect_language`). A mostly-English question
+    quoting a Chinese term ("What does 部署 mean?") gets an English answer, scored with SQuAD.
+    """
+    return detect_language(text) == "zh"
 
 
 def answer_scores(prediction: str, golds: Iterable[str], chinese: bool) -> tuple[float, float]:
@@ -141,6 +146,31 @@ def answer_scores(prediction: str, golds: Iterable[str], chinese: bool) -> tuple
     if not golds:
         return 0.0, 0.0
     return max(em_fn(prediction, g) for g in golds), max(f1_fn(prediction, g) for g in golds)
+
+
+def answer_recall(prediction: str, gold: str, chinese: bool) -> float:
+    """The share of the gold answer's tokens found in the prediction (multiset recall): SQuAD's
+    normalized words, or for Chinese the CMRC segmentation (each Chinese character a token).
+
+    Generative answers restate the question and add context, which F1 against a short gold span
+    punishes; recall does not, and still fails an answer that misses the gold's specifics.
+
+    >>> answer_recall("API keys rotate every 30 days [1].", "Every 30 days", False)
+    1.0
+    >>> round(answer_recall("Keys rotate every 60 days.", "Every 30 days", False), 3)
+    0.667
+    """
+    if chinese:
+        truth = cmrc_segment(gold, remove_punctuation=True)
+        pred = cmrc_segment(prediction, remove_punctuation=True)
+        truth = [t.lower() for t in truth]
+        pred = [t.lower() for t in pred]
+    else:
+        truth = squad_normalize(gold).split()
+        pred = squad_normalize(prediction).split()
+    if not truth:
+        return 0.0
+    return sum((Counter(truth) & Counter(pred)).values()) / len(truth)
 
 
 # ---------------------------------------------------------------------------------- retrieval
@@ -218,6 +248,20 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     low = math.floor(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def nearest_rank_percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile by nearest rank: the value at rank ``ceil(n * q / 100)`` (at least 1)
+    of the sorted values, always one of them (the benchmarks' latency percentiles).
+
+    >>> nearest_rank_percentile([10, 20, 30, 40], 50)
+    20
+    """
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
 
 
 def mean(values: Iterable[float | None]) -> float | None:

@@ -50,14 +50,16 @@ def files_sha256(files: list[Path], root: Path | None = None) -> str:
     return digest.hexdigest()
 
 
-def git_commit(repo: Path = REPO_ROOT) -> dict[str, Any]:
-    """The commit of the code, and whether tracked files had changes; None fields without git."""
+def git_commit(repo: Path = REPO_ROOT, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The commit of the code, and whether tracked files had changes (outside the ``exclude``
+    folders, relative to ``repo``); None fields without git."""
+    outside = ["--", ".", *(f":!{folder}" for folder in exclude)] if exclude else []
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
         ).stdout.strip()
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", *outside],
             cwd=repo,
             capture_output=True,
             text=True,

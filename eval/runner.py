@@ -23,11 +23,9 @@ from typing import Any
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from app.ask_flow import run_ask
+from app.ask_service import AskService
 from app.errors import ApiError
-from app.monitoring import ReviewLog
-from app.schemas import AskRequest
-from app.state import ServiceState
+from app.schemas import AskRequest, Turn
 from config.settings import Settings
 from eval.aggregate import aggregate
 from eval.collection import EvalCollection, collection_key, collection_name, ensure_collection
@@ -51,16 +49,6 @@ class RunResult:
     run: Run
     metrics: dict[str, Any]
     resumed: int  # questions already answered before this invocation
-
-
-class _NoReview(ReviewLog):
-    """Evaluation answers stay out of the people-facing review log."""
-
-    def __init__(self) -> None:
-        pass
-
-    def maybe_write(self, record: dict[str, Any], low_confidence: bool) -> bool:
-        return False
 
 
 def run_evaluation(
@@ -154,29 +142,22 @@ def _ask_all(
     total: int,
 ) -> None:
     """Ask each question, appending its line to the run as soon as it is scored."""
-    state = None if spec.retrieval_only else ServiceState(services.settings)
-    if state is not None:
-        state.review = _NoReview()
-    ask = _Asker(services, collection, state, spec.top_k)
+    ask = _Asker(services, collection, None if spec.retrieval_only else services.asks, spec.top_k)
     declined, asked = 0, total - len(todo)
     every = max(1, total // 10)  # without a progress bar, a log line per tenth of the run
-    try:
-        with (
-            asyncio.Runner() as loop,
-            tqdm(total=total, initial=total - len(todo), unit="q", disable=not progress) as bar,
-        ):
-            for selected in todo:
-                obs = ask(selected, loop)
-                run.append(record(selected, obs, evalset.graded))
-                declined += obs.declined
-                bar.set_postfix(declined=declined, ms=round(obs.timings_ms.get("total", 0.0)))
-                bar.update(1)
-                asked += 1
-                if not progress and (asked % every == 0 or asked == total):
-                    log.info("%d/%d questions asked (%d declined)", asked, total, declined)
-    finally:
-        if state is not None:
-            state.queue.shutdown()
+    with (
+        asyncio.Runner() as loop,
+        tqdm(total=total, initial=total - len(todo), unit="q", disable=not progress) as bar,
+    ):
+        for selected in todo:
+            obs = ask(selected, loop)
+            run.append(record(selected, obs, evalset.graded))
+            declined += obs.declined
+            bar.set_postfix(declined=declined, ms=round(obs.timings_ms.get("total", 0.0)))
+            bar.update(1)
+            asked += 1
+            if not progress and (asked % every == 0 or asked == total):
+                log.info("%d/%d questions asked (%d declined)", asked, total, declined)
 
 
 class _Asker:
@@ -184,12 +165,12 @@ class _Asker:
         self,
         services: Services,
         collection: EvalCollection,
-        state: ServiceState | None,
+        asks: AskService | None,  # None: retrieval only
         top_k: int,
     ) -> None:
         self.services = services
         self.collection = collection
-        self.state = state
+        self.asks = asks
         self.top_k = top_k
         self.retriever = services.retriever(collection.name)
         self.depth = max(services.settings.retrieval_candidates, RANK_DEPTH)
@@ -197,7 +178,7 @@ class _Asker:
     def __call__(self, selected: Selected, loop: asyncio.Runner) -> Observation:
         text = selected.question.text
         misses = self.services.embedder.misses
-        if self.state is None:
+        if self.asks is None:
             started = time.perf_counter()
             retrieval = self.retriever.retrieve(text, k=self.depth)
             total = round((time.perf_counter() - started) * 1000.0, 2)
@@ -206,14 +187,18 @@ class _Asker:
                 timings_ms={**retrieval.timings_ms, "total": total},
                 query_cached=self.services.embedder.misses == misses,
             )
-        request = AskRequest(question=text, collection=self.collection.name, top_k=self.top_k)
+        history = [Turn.model_validate(t) for t in selected.question.history] or None
+        request = AskRequest(
+            question=text, collection=self.collection.name, top_k=self.top_k, history=history
+        )
         try:
-            response = loop.run(run_ask(self.state, self.services, request))
+            response = loop.run(self.asks.ask(request))
         except (ApiError, ValidationError) as exc:
             log.warning("question %s: %s", selected.question.id, exc)
             return Observation(retrieved=[], timings_ms={}, error=f"{type(exc).__name__}: {exc}")
         cached = self.services.embedder.misses == misses
-        ranking = self._ranking(self.retriever.retrieve(text, k=self.depth).hits)
+        # A follow-up is ranked by what retrieval was asked: the rewritten question.
+        ranking = self._ranking(self.retriever.retrieve(response.query or text, k=self.depth).hits)
         ids = [c.chunk_id for c in response.citations]
         chunks = {c.id: c for c in self.services.vectors(self.collection.name).get(ids)}
         return Observation(
@@ -230,6 +215,8 @@ class _Asker:
             ],
             cited_texts=[chunks[i].text if i in chunks else "" for i in ids],
             usage=response.usage.model_dump(),
+            query=response.query if history else None,
+            answerable=response.answerable,
             query_cached=cached,
         )
 

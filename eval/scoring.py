@@ -11,8 +11,12 @@ Which per-question metrics a line carries (absent ones are ``null`` and left out
 - ``support``: every answered (not declined) question: the share of the answer's content units
   found in the full text of its cited chunks (`app.answer.confidence.support_score`, the same
   measure the service's confidence uses);
-- ``correct`` (for calibration): F1 >= 0.5 for answerable questions with gold answers; declined
-  for unanswerable ones; otherwise ``null``.
+- ``recall``: beside EM and F1, the share of the gold answer's tokens found in the answer
+  (`eval.metrics.answer_recall`), which does not punish a right answer for restating the
+  question or adding context, as F1 against a short span does;
+- ``correct`` (for calibration): recall >= 0.75 for answerable questions with gold answers (all
+  of a one- to three-token answer, three of four tokens); declined for unanswerable ones;
+  otherwise ``null``. It was F1 >= 0.5, which counted long right answers as wrong.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.answer.citations import MARKER
 from app.answer.confidence import support_score
 from eval.metrics import (
+    answer_recall,
     answer_scores,
     citation_precision,
     first_relevant_rank,
@@ -32,9 +36,10 @@ from eval.metrics import (
     ndcg_at,
 )
 from eval.selection import Selected
+from text.citation_markers import strip_markers
 
 RANK_DEPTH = 10
-CORRECT_F1 = 0.5
+CORRECT_RECALL = 0.75
 
 
 @dataclass
@@ -53,6 +58,8 @@ class Observation:
     cited_texts: list[str] = field(default_factory=list)  # full chunk texts, as cited
     usage: dict[str, int] | None = None  # prompt_tokens, completion_tokens
     query_cached: bool | None = None  # the query's vector came from the embedding cache
+    query: str | None = None  # a follow-up's rewritten question, as retrieval was asked
+    answerable: float | None = None  # the answerability check's P(yes), when it ran
     error: str | None = None
 
 
@@ -62,7 +69,7 @@ def clean_answer(answer: str) -> str:
     >>> clean_answer("Every 30 days [1][2].")
     'Every 30 days.'
     """
-    return MARKER.sub("", answer).strip()
+    return strip_markers(answer).strip()
 
 
 def record(selected: Selected, obs: Observation, graded: bool) -> dict[str, Any]:
@@ -72,6 +79,8 @@ def record(selected: Selected, obs: Observation, graded: bool) -> dict[str, Any]
     line: dict[str, Any] = {
         "id": q.id,
         "question": q.text,
+        "history": [dict(t) for t in q.history] or None,
+        "query": obs.query,
         "language": "zh" if chinese else "en",
         "gold_answers": list(q.answers),
         "gold_docs": dict(q.relevance),
@@ -81,6 +90,7 @@ def record(selected: Selected, obs: Observation, graded: bool) -> dict[str, Any]
         "degraded": obs.degraded,
         "low_confidence": obs.low_confidence,
         "confidence": obs.confidence,
+        "p_answerable": obs.answerable,
         "citations": obs.citations,
         "retrieved": obs.retrieved[:RANK_DEPTH],
         "timings_ms": obs.timings_ms,
@@ -96,7 +106,7 @@ def _metrics(selected: Selected, obs: Observation, graded: bool, chinese: bool) 
     q = selected.question
     m: dict[str, Any] = dict.fromkeys(
         [
-            *("rank", "hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10", "em", "f1"),
+            *("rank", "hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10", "em", "f1", "recall"),
             *("citation_precision", "support", "correct"),
         ]
     )
@@ -115,7 +125,8 @@ def _metrics(selected: Selected, obs: Observation, graded: bool, chinese: bool) 
     prediction = "" if obs.declined else clean_answer(obs.answer)
     if selected.answerable and q.answers:
         m["em"], m["f1"] = answer_scores(prediction, q.answers, chinese)
-        m["correct"] = m["f1"] >= CORRECT_F1
+        m["recall"] = max(answer_recall(prediction, g, chinese) for g in q.answers)
+        m["correct"] = m["recall"] >= CORRECT_RECALL
     elif not selected.answerable:
         m["correct"] = obs.declined
     if not obs.declined:

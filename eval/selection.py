@@ -57,6 +57,19 @@ def sample(questions: list[Question], limit: int | None, seed: int) -> list[Ques
     return [q for i, q in enumerate(questions) if i in chosen]
 
 
+def draw(questions: list[Question], limit: int | None, seed: int) -> list[Question]:
+    """The questions of ``sample`` in the order they were drawn (all of them, shuffled, when
+    None or more): a sequence to time, in which neighbours in the file (questions on one
+    paragraph) do not follow one another. The same as ``random.Random(seed).sample``.
+
+    >>> qs = [Question(str(i), "q") for i in range(5)]
+    >>> sorted(q.id for q in draw(qs, 2, seed=1)) == [q.id for q in sample(qs, 2, seed=1)]
+    True
+    """
+    n = len(questions) if limit is None else min(limit, len(questions))
+    return [questions[i] for i in random.Random(seed).sample(range(len(questions)), n)]
+
+
 def select(
     questions: list[Question], limit: int | None, seed: int, unanswerable_fraction: float = 0.0
 ) -> Selection:

@@ -50,6 +50,9 @@ class Question:
     text: str
     answers: tuple[str, ...] = ()
     relevance: Mapping[str, int] = field(default_factory=dict)  # doc id -> grade (>= 1)
+    # A follow-up's conversation so far ({"role": "user" | "assistant", "content": ...}, oldest
+    # first): the question is asked with it, so the run measures rewrite + retrieval + answer.
+    history: tuple[Mapping[str, str], ...] = ()
 
     @property
     def gold_docs(self) -> frozenset[str]:

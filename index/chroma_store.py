@@ -388,7 +388,10 @@ class ChromaVectorIndex:
     # -- VectorIndex -----------------------------------------------------------------------------
 
     def upsert(self, chunks: Sequence[Chunk], vectors: Vectors) -> None:
-        """Insert or replace chunks by id. Within one call a repeated id keeps its last chunk."""
+        """Insert or replace chunks by id. Within one call a repeated id keeps its last chunk.
+
+        The stored document is the chunk's ``text`` (what citations show); a rendered text
+        (``Chunk.rendered``, what the vector was made from) goes with the metadata."""
         matrix = self._as_matrix(vectors, len(chunks))
         last = {chunk.id: i for i, chunk in enumerate(chunks)}
         rows = sorted(last.values())
@@ -478,12 +481,6 @@ class ChromaVectorIndex:
     def count(self) -> int:
         with self._errors("counting"):
             return self._collection.count()
-
-    def drop(self) -> None:
-        """Delete the whole collection; this object is unusable afterwards."""
-        with self._errors("dropping the collection"):
-            self.client.delete_collection(self.name)
-        logger.info("dropped collection %r", self.name)
 
     # -- helpers ---------------------------------------------------------------------------------
 

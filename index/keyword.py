@@ -6,9 +6,11 @@ Design:
   its chunk count N and total length (kept up to date in every write, so avgdl costs nothing at
   query time) and the tokenizer version its postings were made with. ``kw_chunks`` holds each
   chunk's text, provenance (``Chunk.metadata()`` as JSON), source and doc_id (for filters) and
-  length in terms. ``kw_postings`` holds (collection, term, chunk, tf), clustered on
-  (collection, term, chunk) so a term's postings and its document frequency are one range scan; a
-  second index on the chunk makes replacing or deleting a chunk cheap.
+  length in terms. Terms come from ``Chunk.index_text`` (a table chunk's rendered rows; its
+  ``text`` is what is stored and returned, the rendering travels in the metadata).
+  ``kw_postings`` holds (collection, term, chunk, tf), clustered on (collection, term, chunk) so
+  a term's postings and its document frequency are one range scan; a second index on the chunk
+  makes replacing or deleting a chunk cheap.
 - `upsert` and `delete` are each one ``BEGIN IMMEDIATE`` transaction: a crash mid-way leaves the
   old state. Replacing a chunk removes its old postings first. WAL mode lets other connections
   (other processes) read while one writes.
@@ -160,13 +162,13 @@ class SqliteBM25Index:
                 (TOKENIZER_VERSION, row[0]),
             )
             for chunk in chunks:
-                self._add(db, row[0], chunk, tokenize(chunk.text))
+                self._add(db, row[0], chunk, tokenize(chunk.index_text))
 
     # -- KeywordIndex -------------------------------------------------------------------------
 
     def upsert(self, chunks: Sequence[Chunk]) -> None:
         """Add chunks, replacing (old postings included) any already stored under the same id."""
-        prepared = [(chunk, tokenize(chunk.text)) for chunk in chunks]  # outside the lock
+        prepared = [(chunk, tokenize(chunk.index_text)) for chunk in chunks]  # outside the lock
         if not prepared:
             return
         with self._transaction() as db:

@@ -66,5 +66,12 @@ class KeywordIndex(Protocol):
     def count(self) -> int: ...
 
 
+class YesNoJudge(Protocol):
+    """A chat model asked yes/no questions by the logits of its first answer token (the
+    generators of ``app.generation`` satisfy it)."""
+
+    def yes_probability(self, prompts: Sequence[list[dict[str, str]]]) -> list[float]: ...
+
+
 class Reranker(Protocol):
     def rerank(self, question: str, hits: Sequence[Hit], top_k: int) -> list[Hit]: ...

@@ -1,9 +1,6 @@
-"""Retrieval: dense, keyword, or both fused by reciprocal rank fusion (the default), then an
-optional reranker. Every hit carries the scores each stage gave it.
-
-RRF (Cormack et al., 2009) adds ``1 / (k + rank)`` over the lists a chunk appears in. It needs no
-score calibration between cosine similarities and BM25 scores, which live on unrelated scales,
-and it is robust: a chunk ranked well by either method rises.
+"""Retrieval: dense, keyword, or both fused (``index.fusion``: a convex combination of
+normalized scores by default, or reciprocal rank fusion), then an optional reranker. Every hit
+carries the scores each stage gave it.
 """
 
 from __future__ import annotations
@@ -12,6 +9,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
+from index.fusion import (
+    Fusion,
+    Normalization,
+    convex_combination,
+    reciprocal_rank_fusion,
+)
 from index.protocols import Embedder, Filters, KeywordIndex, Reranker, VectorIndex
 from index.types import Hit
 
@@ -22,6 +25,9 @@ Mode = Literal["hybrid", "dense", "keyword"]
 class RetrievalConfig:
     mode: Mode = "hybrid"
     candidates: int = 30  # taken from each method before fusion
+    fusion: Fusion = "convex"
+    alpha: float = 0.9  # the dense weight of the convex combination (bench/fusion.py)
+    normalization: Normalization = "tmm"
     rrf_k: int = 60
     rerank_candidates: int = 20
 
@@ -30,27 +36,6 @@ class RetrievalConfig:
 class Retrieval:
     hits: list[Hit]
     timings_ms: dict[str, float] = field(default_factory=dict)  # embed, retrieve, rerank
-
-
-def reciprocal_rank_fusion(lists: dict[str, list[Hit]], rrf_k: int = 60) -> list[Hit]:
-    """Fuse ranked lists; the fused hit keeps every method's score and rank.
-
-    >>> from index.types import Chunk
-    >>> c = lambda i: Chunk(i, i, "d", "s", "t", 0, 0, 1)
-    >>> [h.chunk.id for h in reciprocal_rank_fusion({"a": [Hit(c("x"), 1), Hit(c("y"), .5)],
-    ...                                                 "b": [Hit(c("y"), 9)]})]
-    ['y', 'x']
-    """
-    fused: dict[str, Hit] = {}
-    for method, hits in lists.items():
-        for rank, hit in enumerate(hits, start=1):
-            entry = fused.setdefault(hit.chunk.id, Hit(hit.chunk, 0.0, {}))
-            entry.score += 1.0 / (rrf_k + rank)
-            entry.scores[method] = hit.score
-            entry.scores[f"{method}_rank"] = float(rank)
-    for hit in fused.values():
-        hit.scores["rrf"] = hit.score
-    return sorted(fused.values(), key=lambda h: (-h.score, h.chunk.id))
 
 
 class Retriever:
@@ -67,6 +52,9 @@ class Retriever:
         self.keywords = keywords
         self.reranker = reranker
         self.config = config or RetrievalConfig()
+
+    def fuse(self, lists: dict[str, list[Hit]]) -> list[Hit]:
+        return fuse(self.config, lists)
 
     def retrieve(
         self,
@@ -92,7 +80,7 @@ class Retriever:
             lists["keyword"] = self.keywords.search(query, n, filters)
             timings["retrieve"] += _ms(t0)
         if mode == "hybrid":
-            hits = reciprocal_rank_fusion(lists, self.config.rrf_k)
+            hits = self.fuse(lists)
         else:
             hits = lists[mode]
             for rank, hit in enumerate(hits, start=1):
@@ -104,6 +92,12 @@ class Retriever:
             hits = self.reranker.rerank(query, hits[: self.config.rerank_candidates], k)
             timings["rerank"] = _ms(t0)
         return Retrieval(hits[:k], timings)
+
+
+def fuse(config: RetrievalConfig, lists: dict[str, list[Hit]]) -> list[Hit]:
+    if config.fusion == "rrf":
+        return reciprocal_rank_fusion(lists, config.rrf_k)
+    return convex_combination(lists, config.alpha, config.normalization)
 
 
 def _ms(start: float) -> float:

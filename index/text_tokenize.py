@@ -9,7 +9,8 @@ Design:
   whole *and* split into its parts that are not bare numbers (``api_key`` -> ``api_key``, ``api``,
   ``key``; ``tls1.2`` -> ``tls1.2``, ``tls1``; ``3.2.0`` stays one term), so "key" still finds
   "api_key" while "3" does not match every version string. Hyphens and other punctuation
-  separate words. Pure ASCII alphabetic words are dropped if they are English stopwords and
+  separate words. Pure ASCII alphabetic words are dropped if they are English stopwords
+  (`text.stopwords`, as are the Chinese function words below) and
   otherwise Snowball-stemmed ("deploying", "deploys" and "deployment" all become ``deploy``);
   tokens with digits, and whole joined tokens, are not stemmed.
 - Han runs: jieba's segmentation depends on context, so a word can be cut one way in a query and
@@ -41,24 +42,16 @@ import unicodedata
 import warnings
 from typing import Any
 
+from text.script import HAN
+from text.stopwords import CHINESE_STOPWORDS, ENGLISH_STOPWORDS
+
 logger = logging.getLogger(__name__)
 
 # Bump when the output of `tokenize` changes: stored postings made by another version are stale.
 TOKENIZER_VERSION = "1"
 
-_HAN = "\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
-_RUN = re.compile(rf"([{_HAN}]+)|([^\W{_HAN}]+(?:[._][^\W_{_HAN}]+)*)")
+_RUN = re.compile(rf"([{HAN}]+)|([^\W{HAN}]+(?:[._][^\W_{HAN}]+)*)")
 _PART = re.compile(r"[^\W_]+")
-
-_ENGLISH_STOPWORDS = (
-    "a an and are as at be been but by did do does for from had has have he her his i if in "
-    "into is it its me my no nor not of on or our she so than that the their them then there "
-    "these they this those to too us was we were what when where which who whom why with "
-    "you your"
-)
-ENGLISH_STOPWORDS = frozenset(_ENGLISH_STOPWORDS.split())
-# Chinese function words, dropped when jieba cuts them out as standalone single characters.
-CHINESE_STOPWORDS = frozenset("的了是在和与或及等把被对将于而之其也都就以为个这那着吗呢吧啊")
 
 _jieba_lock = threading.Lock()
 _jieba: Any = None

@@ -6,7 +6,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-CHUNKER_VERSION = "1"
+# 2: table chunks carry their rows rendered (``Chunk.rendered``); budgets measure that text.
+CHUNKER_VERSION = "2"
 
 
 def sha256_text(text: str) -> str:
@@ -18,18 +19,36 @@ def document_id(source: str) -> str:
     return sha256_text(f"doc\x00{source}")[:32]
 
 
-def chunk_id(doc_id: str, text: str, chunk_index: int, version: str = CHUNKER_VERSION) -> str:
+def chunk_id(
+    doc_id: str,
+    text: str,
+    chunk_index: int,
+    version: str = CHUNKER_VERSION,
+    rendered: str | None = None,
+) -> str:
     """Content-derived: the same document text always gives the same ids.
 
     The index is part of the key so that a passage repeated within one document (a boilerplate
-    disclaimer) still gives two distinct chunks.
+    disclaimer) still gives two distinct chunks. So is the rendered text when there is one: it
+    is what the chunk's vector and keywords are made from.
     """
-    return sha256_text(f"chunk\x00{version}\x00{doc_id}\x00{chunk_index}\x00{text}")[:32]
+    key = f"chunk\x00{version}\x00{doc_id}\x00{chunk_index}\x00{text}"
+    if rendered is not None:
+        key += f"\x00rendered\x00{rendered}"
+    return sha256_text(key)[:32]
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """A passage of a document, with everything needed to cite it."""
+    """A passage of a document, with everything needed to cite it.
+
+    ``text`` is the document's own text (``start``/``end`` slice it): citations, snippets and
+    display show it. ``rendered``, when set, is a second text derived from it for reading
+    (a table's rows, each naming its columns; see ``ingest.tables``): the embedder, BM25 and
+    the prompt read ``index_text``, which is ``rendered`` if there is one, else ``text``.
+    ``row_lines`` says which lines of ``rendered`` are table rows (the prompt puts the rows a
+    question names first).
+    """
 
     id: str
     text: str
@@ -41,6 +60,13 @@ class Chunk:
     end: int
     page: int | None = None  # 1-based, PDFs only
     heading_path: tuple[str, ...] = ()
+    rendered: str | None = None
+    row_lines: tuple[tuple[int, int], ...] = ()  # [start, end) lines of ``rendered`` that are rows
+
+    @property
+    def index_text(self) -> str:
+        """What is embedded, keyword-indexed and shown to the model."""
+        return self.text if self.rendered is None else self.rendered
 
     def metadata(self) -> dict[str, str | int]:
         """Flat metadata for stores that take only scalars (Chroma)."""
@@ -55,12 +81,18 @@ class Chunk:
         }
         if self.page is not None:
             meta["page"] = self.page
+        if self.rendered is not None:
+            meta["rendered"] = self.rendered
+        if self.row_lines:
+            meta["row_lines"] = ",".join(f"{a}-{b}" for a, b in self.row_lines)
         return meta
 
     @classmethod
     def from_metadata(cls, chunk_id: str, text: str, meta: dict[str, Any]) -> Chunk:
         heading = str(meta.get("heading_path") or "")
         page = meta.get("page")
+        rendered = meta.get("rendered")
+        row_lines = str(meta.get("row_lines") or "")
         return cls(
             id=chunk_id,
             text=text,
@@ -72,6 +104,11 @@ class Chunk:
             end=int(meta["end"]),
             page=int(page) if page is not None else None,
             heading_path=tuple(heading.split(" > ")) if heading else (),
+            rendered=str(rendered) if rendered is not None else None,
+            row_lines=tuple(
+                (int(a), int(b))
+                for a, b in (span.split("-") for span in row_lines.split(",") if span)
+            ),
         )
 
 

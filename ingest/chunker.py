@@ -11,6 +11,15 @@ Design:
 - Consecutive chunks of one section overlap by up to ``overlap_tokens`` of whole sentences, so a
   fact cut at a boundary is still whole in one chunk.
 - A chunk's text is exactly ``document.text[start:end]``: its offsets are its provenance.
+- Tables the parser gave cells for (``Block.table``) are also *rendered*
+  (:mod:`ingest.tables`): each row as a line naming its columns, under the table's caption and
+  header row, all under the section's heading path. A chunk holding table rows carries that
+  text as ``Chunk.rendered``, which the embedder, BM25 and the prompt read instead of ``text``
+  (prose in the chunk stays as written); a chunk without rows has none. The budget is measured
+  on what is read: rows by their rendered lines, and a chunk with rows pays once for the
+  heading path and once per table for its header. A table too long for one chunk is cut
+  between rows, never inside one unless a single row is over the budget (that row is then cut
+  like prose, unrendered), and every chunk of it repeats the header row in its rendered text.
 
 Token counts of pieces are summed, a slight over-estimate of the joined text's count, so a chunk
 never exceeds the budget.
@@ -18,28 +27,43 @@ never exceeds the budget.
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from index.types import CHUNKER_VERSION, Chunk, chunk_id
+from ingest import tables
 from ingest.types import Block, ParsedDocument
+from text.script import SPACELESS
+from text.sentences import SENTENCE_END
 
 CountTokens = Callable[[str], int]
 
-# A sentence ends at terminal punctuation (and any closing quotes/brackets) followed by space,
-# or right after Chinese terminal punctuation, or at a line end.
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|(?<=[。！？；])[”’」』）)]*\s*|\n+")
+# Sentence ends are `text.sentences`' (the extractive answer's sentences are the same).
+_SENTENCE_END = SENTENCE_END
 _WORD_GAP = re.compile(r"\s+")
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# Han and kana words are written without spaces: such a sentence may be cut between characters.
+_CJK = re.compile(f"[{SPACELESS}]")
+
+
+@dataclass(frozen=True, eq=False)  # compared by identity: two tables may look alike
+class _TableHead:
+    """What a chunk holding rows of one table renders once above them: caption, header row."""
+
+    lines: tuple[str, ...]
+    tokens: int
 
 
 @dataclass(frozen=True)
 class _Piece:
     start: int
     end: int
-    tokens: int
+    tokens: int  # of what is read: the rendered rows for a table's piece
     block_start: bool  # the piece begins a block (a natural place to start a chunk)
+    heading: bool = False  # a heading block (the heading path stands for it in rendered text)
+    table: _TableHead | None = None  # set on a piece of a table's rows
+    rows: tuple[str, ...] = ()  # those rows, rendered
 
 
 @dataclass(frozen=True)
@@ -66,14 +90,23 @@ class Chunker:
         chunks: list[Chunk] = []
         for blocks, offsets in _sections(doc):
             first = _provenance(blocks)
-            for start, end in self._pack(text, blocks, offsets):
+            path = " > ".join(first.heading_path)
+            path_tokens = self.count_tokens(path) if path else 0
+            pieces = [
+                p
+                for b, (s, e) in zip(blocks, offsets, strict=True)
+                for p in self._pieces(b, text, s, e, path_tokens)
+            ]
+            for run in self._pack(pieces, path_tokens):
+                start, end = run[0].start, run[-1].end
                 body = text[start:end]
                 if not body.strip():
                     continue
                 index = len(chunks)
+                rendered, row_lines = _render(text, run, path) or (None, ())
                 chunks.append(
                     Chunk(
-                        id=chunk_id(doc_id, body, index, self.version),
+                        id=chunk_id(doc_id, body, index, self.version, rendered),
                         text=body,
                         doc_id=doc_id,
                         source=source,
@@ -83,41 +116,84 @@ class Chunker:
                         end=end,
                         page=first.page,
                         heading_path=first.heading_path,
+                        rendered=rendered,
+                        row_lines=row_lines,
                     )
                 )
         return chunks
 
     # ------------------------------------------------------------------------------ packing
-    def _pack(
-        self, text: str, blocks: list[Block], offsets: list[tuple[int, int]]
-    ) -> Iterator[tuple[int, int]]:
-        pieces = [
-            p
-            for b, (s, e) in zip(blocks, offsets, strict=True)
-            for p in self._pieces(b, text, s, e)
-        ]
+    def _pack(self, pieces: list[_Piece], path_tokens: int) -> Iterator[list[_Piece]]:
         budget, overlap = self.config.max_tokens, self.config.overlap_tokens
         i = 0
         while i < len(pieces):
             used, j = 0, i
-            while j < len(pieces) and (j == i or used + pieces[j].tokens <= budget):
-                used += pieces[j].tokens
+            heads: list[_TableHead] = []  # tables with rows in this chunk (their header paid)
+            while j < len(pieces):
+                piece = pieces[j]
+                cost = piece.tokens
+                if piece.table is not None and not any(piece.table is h for h in heads):
+                    cost += piece.table.tokens + (0 if heads else path_tokens)
+                if j > i and used + cost > budget:
+                    break
+                used += cost
+                if piece.table is not None:
+                    heads.append(piece.table)
                 j += 1
-            yield pieces[i].start, pieces[j - 1].end
+            yield pieces[i:j]
             if j >= len(pieces):
                 return
             # Next chunk starts a few sentences back, unless the next piece begins a block.
             back, carried = j, 0
             if not pieces[j].block_start:
-                while back - 1 > i and carried + pieces[back - 1].tokens <= overlap:
+                while (
+                    back - 1 > i
+                    and pieces[back - 1].table is None
+                    and carried + pieces[back - 1].tokens <= overlap
+                ):
                     back -= 1
                     carried += pieces[back].tokens
             i = back
 
-    def _pieces(self, block: Block, text: str, start: int, end: int) -> list[_Piece]:
+    def _pieces(
+        self, block: Block, text: str, start: int, end: int, path_tokens: int
+    ) -> list[_Piece]:
+        if block.table is not None:
+            found = self._table_pieces(block, text, start, end, path_tokens)
+            if found is not None:
+                return found
         tokens = self.count_tokens(text[start:end])
         if tokens <= self.config.max_tokens:
-            return [_Piece(start, end, tokens, True)]
+            return [_Piece(start, end, tokens, True, heading=block.kind == "heading")]
+        return self._prose_pieces(text, start, end)
+
+    def _table_pieces(
+        self, block: Block, text: str, start: int, end: int, path_tokens: int
+    ) -> list[_Piece] | None:
+        """A table's rows, rendered: one piece if the table fits, else a piece per row (a row
+        over the budget is cut like prose). None when the table cannot be rendered here."""
+        table = block.table
+        if table is None or (table.lines and table.lines[-1] > block.text.count("\n")):
+            return None  # no cells, or cells that do not match the text (a parser's bug)
+        lines = tables.intro(table)
+        head = _TableHead(lines, self.count_tokens("\n".join(lines)) if lines else 0)
+        room = self.config.max_tokens - head.tokens - path_tokens
+        if room <= 0:
+            return None  # a header too long to repeat: the table is read as written
+        rows = tables.rendered_rows(table)
+        counts = [self.count_tokens(row) for row in rows]
+        if sum(counts) <= room:
+            return [_Piece(start, end, sum(counts), True, table=head, rows=tuple(rows))]
+        pieces: list[_Piece] = []
+        for (s, e), row, n in zip(tables.row_spans(block.text, table), rows, counts, strict=True):
+            if n <= room:
+                pieces.append(_Piece(start + s, start + e, n, True, table=head, rows=(row,)))
+            else:
+                pieces.extend(self._prose_pieces(text, start + s, start + e))
+        return pieces
+
+    def _prose_pieces(self, text: str, start: int, end: int) -> list[_Piece]:
+        """A block over the budget, cut into sentences, and sentences over it into words."""
         pieces: list[_Piece] = []
         for s, e in _split(text, start, end, _SENTENCE_END):
             n = self.count_tokens(text[s:e])
@@ -191,3 +267,36 @@ def _sections(doc: ParsedDocument) -> Iterator[tuple[list[Block], list[tuple[int
 def _provenance(blocks: list[Block]) -> Block:
     """The block whose page and heading path a section's chunks carry: its first body block."""
     return next((b for b in blocks if b.kind != "heading"), blocks[0])
+
+
+def _render(
+    text: str, run: Sequence[_Piece], path: str
+) -> tuple[str, tuple[tuple[int, int], ...]] | None:
+    """What the indexes and the prompt read of a chunk holding table rows: the heading path,
+    then each table's caption, header row and rendered rows, and the prose between as written
+    (headings left out: the path names them), parts apart by a blank line; and the ranges of
+    its lines that are rows. None for a chunk without rows."""
+    if all(p.table is None for p in run):
+        return None
+    lines: list[str] = [path] if path else []
+    row_lines: list[tuple[int, int]] = []
+    heads: list[_TableHead] = []  # each table's caption and header go once (the budget's rule)
+    for head, group in itertools.groupby(run, key=lambda p: p.table):
+        pieces = list(group)
+        rows: list[str] = []
+        if head is None:
+            prose = [p for p in pieces if not p.heading]
+            part = text[prose[0].start : prose[-1].end].split("\n") if prose else []
+        else:
+            part = [] if any(head is h for h in heads) else list(head.lines)
+            heads.append(head)
+            rows = [row for p in pieces for row in p.rows]
+        if not part and not rows:
+            continue
+        if len(lines) > (1 if path else 0):
+            lines.append("")  # a blank line between parts
+        lines.extend(part)
+        if rows:
+            row_lines.append((len(lines), len(lines) + len(rows)))
+            lines.extend(rows)
+    return "\n".join(lines), tuple(row_lines)

@@ -1,8 +1,9 @@
 """The manifest of ingested files: what each source held when it was last written whole.
 
 One row per (collection, source), written only after the file's chunks are in both indexes, so
-a row always describes a finished write. A file whose content hash matches its row is unchanged
-and skipped without parsing or embedding.
+a row always describes a finished write. A file whose content hash and chunker version match its
+row is unchanged and skipped without parsing or embedding. (A manifest from before the
+``chunker`` column gets it, empty, when opened: each of its files is chunked once more.)
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
     collection TEXT NOT NULL, source TEXT NOT NULL, doc_id TEXT NOT NULL,
     content_sha TEXT NOT NULL, size INTEGER NOT NULL, title TEXT NOT NULL,
-    chunk_ids TEXT NOT NULL, updated_at REAL NOT NULL,
+    chunk_ids TEXT NOT NULL, updated_at REAL NOT NULL, chunker TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (collection, source));
 CREATE INDEX IF NOT EXISTS files_doc ON files (collection, doc_id);
 """
+_COLUMNS = "collection, source, doc_id, content_sha, size, title, chunk_ids, updated_at, chunker"
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class ManifestEntry:
     title: str
     chunk_ids: tuple[str, ...]
     updated_at: float = 0.0
+    chunker: str = ""  # the version of the chunker that made chunk_ids
 
 
 class Manifest:
@@ -42,33 +45,39 @@ class Manifest:
         self._conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.executescript(_SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(files)")}
+        if "chunker" not in columns:
+            with self._conn:
+                self._conn.execute("ALTER TABLE files ADD COLUMN chunker TEXT NOT NULL DEFAULT ''")
         self._lock = threading.Lock()
 
     def get(self, collection: str, source: str) -> ManifestEntry | None:
         with self._lock:
             row = self._conn.execute(
-                "SELECT * FROM files WHERE collection = ? AND source = ?", (collection, source)
+                f"SELECT {_COLUMNS} FROM files WHERE collection = ? AND source = ?",
+                (collection, source),
             ).fetchone()
         return _entry(row) if row else None
 
     def by_doc_id(self, collection: str, doc_id: str) -> ManifestEntry | None:
         with self._lock:
             row = self._conn.execute(
-                "SELECT * FROM files WHERE collection = ? AND doc_id = ?", (collection, doc_id)
+                f"SELECT {_COLUMNS} FROM files WHERE collection = ? AND doc_id = ?",
+                (collection, doc_id),
             ).fetchone()
         return _entry(row) if row else None
 
     def entries(self, collection: str) -> list[ManifestEntry]:
         with self._lock:
             rows = self._conn.execute(
-                "SELECT * FROM files WHERE collection = ? ORDER BY source", (collection,)
+                f"SELECT {_COLUMNS} FROM files WHERE collection = ? ORDER BY source", (collection,)
             ).fetchall()
         return [_entry(r) for r in rows]
 
     def put(self, entry: ManifestEntry) -> None:
         with self._lock, self._conn:
             self._conn.execute(
-                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO files ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     entry.collection,
                     entry.source,
@@ -78,6 +87,7 @@ class Manifest:
                     entry.title,
                     json.dumps(list(entry.chunk_ids)),
                     time.time(),
+                    entry.chunker,
                 ),
             )
 
@@ -105,8 +115,8 @@ class Manifest:
             self._conn.close()
 
 
-def _entry(row: tuple[str, str, str, str, int, str, str, float]) -> ManifestEntry:
-    collection, source, doc_id, sha, size, title, ids, updated = row
+def _entry(row: tuple[str, str, str, str, int, str, str, float, str]) -> ManifestEntry:
+    collection, source, doc_id, sha, size, title, ids, updated, chunker = row
     return ManifestEntry(
-        collection, source, doc_id, sha, size, title, tuple(json.loads(ids)), updated
+        collection, source, doc_id, sha, size, title, tuple(json.loads(ids)), updated, chunker
     )

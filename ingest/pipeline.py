@@ -4,7 +4,9 @@ Flow: worker threads read, hash, parse and chunk files while the calling thread 
 chunks of finished files in batches and writes them, file by file, so parsing overlaps with
 embedding (torch releases the GIL while it computes). Each thread has its file parsed in a worker
 process (:mod:`ingest.parse_pool`), within a deadline and a memory budget: a file past either is
-reported as failed, like any bad file, and the run goes on.
+reported as failed, like any bad file, and the run goes on. A file is skipped unread when its
+content hash and the chunker version both match its manifest row, so a new ``CHUNKER_VERSION``
+re-chunks every file once, and the run after that skips them again.
 
 Crash safety rests on three rules:
 
@@ -197,8 +199,8 @@ class Ingestor:
                 return _Skipped(source, f"file is {size} bytes, over the limit of {limit}")
             sha = _file_sha256(path)
             old = self.manifest.get(self.collection, source)
-            if old is not None and old.content_sha == sha:
-                return _Skipped(source, None)
+            if old is not None and (old.content_sha, old.chunker) == (sha, self.chunker.version):
+                return _Skipped(source, None)  # unchanged, and chunked the way we chunk now
             doc = shared_pool(self.options.workers).parse(path, self.options.parse_limits())
             doc_id = document_id(source)
             chunks = self.chunker.chunk(doc, doc_id, source)
@@ -220,7 +222,7 @@ class Ingestor:
         if not pending:
             return 0
         chunks = [c for p in pending for c in p.chunks]
-        vectors = self.embedder.embed_documents([c.text for c in chunks])
+        vectors = self.embedder.embed_documents([c.index_text for c in chunks])
         # Everything a file may have in the stores: what its manifest row lists, and whatever a
         # run killed half-way through it wrote (found by document id).
         befores = [
@@ -241,6 +243,7 @@ class Ingestor:
                 p.size,
                 p.title,
                 tuple(c.id for c in p.chunks),
+                chunker=self.chunker.version,
             )
             self.manifest.put(entry)
             if p.old is None:

@@ -307,10 +307,11 @@ class ModelCache:
         except ModelError as exc:
             return ModelStatus(spec, False, None, None, None, str(exc))
         source = self.status(spec).path
-        if source is None or (export.source, export.source_fingerprint) != (
-            str(source),
-            fingerprint(source),
-        ):
+        # Paths compared resolved: the same venv reached through a symlink is the same source.
+        if source is None or (
+            str(Path(export.source).resolve()),
+            export.source_fingerprint,
+        ) != (str(source.resolve()), fingerprint(source)):
             detail = f"{folder} was exported from another or an older model: prepare redoes it"
             return ModelStatus(spec, False, None, None, None, detail)
         sha = str(export.files[MODEL_FILE]["sha256"])

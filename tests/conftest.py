@@ -51,6 +51,23 @@ def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
     return _real_connect_ex(self, address)
 
 
+# The tiers: `make test-fast` runs `pytest -m "not slow"`, unit tests on fakes; `make test` runs
+# everything. A test is `slow` when it uses, directly or through another fixture, one of these:
+# the prepared real models, a real packaged model file, or a `chroma run` server process. The
+# closure of a test's fixtures is known at collection, so a new test on the real models lands in
+# the slow tier without anyone remembering a marker. What no fixture reveals (a child process, a
+# browser, a fixture param that starts a server) is marked `slow` by hand: `pytestmark` in the
+# module, `@pytest.mark.slow`, or `pytest.param(..., marks=pytest.mark.slow)`.
+SLOW_FIXTURES = frozenset({"test_models", "real_model_files", "chroma_server"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
@@ -58,6 +75,12 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ["ANONYMIZED_TELEMETRY"] = "False"
+
+
+@pytest.fixture(scope="session")
+def real_model_files() -> None:
+    """Requested by a fixture that reads a real packaged model (not the prepared cache), to put
+    its tests in the slow tier (see SLOW_FIXTURES)."""
 
 
 @pytest.fixture(scope="session")
@@ -73,6 +96,28 @@ def test_models() -> ModelCache:
     if backend != "torch":  # what DOCQA_EMBED_BACKEND=auto runs on a CPU: an ONNX export
         cache.prepare_onnx(embedder, backend)
     return cache
+
+
+@pytest.fixture(autouse=True)
+def _fast_tests_keep_off_the_test_models(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test outside the slow tier that opens the prepared models fails at once, saying why:
+    it passes only where an earlier test or run prepared them, and it is not fast."""
+    if request.node.get_closest_marker("slow") is not None:
+        return
+    open_cache = ModelCache.__init__
+
+    def guarded(self: ModelCache, root: Path, allow_network: bool = False) -> None:
+        if Path(root).resolve() == TEST_MODELS_DIR.resolve():
+            raise AssertionError(
+                f"this test opens the prepared test models ({TEST_MODELS_DIR}) without the "
+                "`test_models` fixture: request it (it prepares them and puts the test in the "
+                "slow tier), or use the fakes (tests/app/fake_backend.py)"
+            )
+        open_cache(self, root, allow_network)
+
+    monkeypatch.setattr(ModelCache, "__init__", guarded)
 
 
 @pytest.fixture

@@ -13,18 +13,31 @@ from modelstore.catalog import MODELS, PROFILES, GgufParts, PackageFile, Package
 
 REPO = Path(__file__).resolve().parents[1]
 # The floors of the house, bottom first. A package may import its own floor's siblings only
-# where ALLOWED says so, and never a floor above it. No exemptions: `config` is the bottom, so
-# "anyone may use the settings" is a consequence of the rule, not an exception to it.
+# where ALLOWED says so, and never a floor above it. No exemptions: `config` and `text` are the
+# bottom, so "anyone may use the settings" is a consequence of the rule, not an exception to it.
 ALLOWED: dict[str, set[str]] = {
     "config": set(),
-    "modelstore": {"config"},
-    "index": {"config", "modelstore"},
-    "ingest": {"config", "modelstore", "index"},
-    "app": {"config", "modelstore", "index", "ingest"},
-    "ui": set(),  # the UI reaches the service over HTTP only
-    "wiring": {"config", "modelstore", "index", "ingest", "app", "ui"},
-    "eval": {"config", "modelstore", "index", "ingest", "app", "wiring"},
-    "docqa": {"config", "modelstore", "index", "ingest", "app", "ui", "wiring", "eval"},
+    "text": set(),  # text analysis (scripts, language, sentences, stopwords, citation markers)
+    "prompts": set(),  # every prompt file, versioned, and their loader
+    "modelstore": {"config", "text"},
+    "index": {"config", "text", "prompts", "modelstore"},
+    "ingest": {"config", "text", "prompts", "modelstore", "index"},
+    "app": {"config", "text", "prompts", "modelstore", "index", "ingest"},
+    "ui": set(),  # the UI reaches the service over HTTP only (it keeps its own copy of `text`)
+    "wiring": {"config", "text", "prompts", "modelstore", "index", "ingest", "app", "ui"},
+    "eval": {"config", "text", "prompts", "modelstore", "index", "ingest", "app", "wiring"},
+    "docqa": {
+        "config",
+        "text",
+        "prompts",
+        "modelstore",
+        "index",
+        "ingest",
+        "app",
+        "ui",
+        "wiring",
+        "eval",
+    },
 }
 PACKAGES = list(ALLOWED)
 

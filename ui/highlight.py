@@ -14,6 +14,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# ui reaches the service over HTTP only (tests/test_architecture.py), so it may not import the
+# `text` package: it carries its own small copies of the citation-marker pattern, the Han range,
+# the sentence ends and the stopwords (see text/citation_markers.py, text/script.py,
+# text/sentences.py, text/stopwords.py). They need not match exactly: they only decide which
+# passage sentences are highlighted, never what the service answers or cites.
 _MARKER = re.compile(r"\s?[\[【［]\s*[\d０-９][\d０-９\s,，、;；\-–~]*[\]】］]")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _WORD = re.compile(r"[^\W_]+")

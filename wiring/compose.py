@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from app.answering import AnswerConfig, AnswerService
+from app.ask_service import AskLimits, AskService
 from app.generation.protocol import Generator
+from app.queue import GenerationQueue
 from config.settings import Settings
 from index.chroma_store import ChromaVectorIndex, delete_collection, list_collections, make_client
 from index.embedders import SentenceTransformerEmbedder
-from index.embedding_cache import CachedEmbedder, EmbeddingCache
+from index.embedding_cache import CachedEmbedder, EmbeddingCache, RawEmbedder
 from index.hardware import pick_device
 from index.keyword import SqliteBM25Index
 from index.onnx_embedder import OnnxEmbedder
@@ -119,14 +121,56 @@ def build_generator(settings: Settings) -> Generator:
     )
 
 
+def rerank_enabled(settings: Settings) -> bool:
+    """DOCQA_RERANK when set; otherwise on where it pays for its latency (CUDA)."""
+    if settings.rerank is not None:
+        return settings.rerank
+    return pick_device(settings.device) == "cuda"
+
+
 def answer_config(settings: Settings) -> AnswerConfig:
     return AnswerConfig(
         answer_max_tokens=settings.answer_max_tokens,
         context_tokens=settings.llm_context_tokens,
         evidence_floor=settings.evidence_floor,
         low_confidence=settings.low_confidence,
+        answerable_floor=settings.answerable_floor,
         generation_timeout_s=settings.generation_timeout_s,
     )
+
+
+def model_embedder(settings: Settings) -> RawEmbedder:
+    """The embedder the settings name, on the backend `choose_backend` picks."""
+    spec = models_for(settings).embedder
+    # The backend is in the embedder id, so the cache and the collections keep them apart.
+    backend = choose_backend(settings.embed_backend, spec, pick_device(settings.device))
+    log.info("embedder %s on %s (embed_backend=%s)", spec.name, backend, settings.embed_backend)
+    inner: SentenceTransformerEmbedder | OnnxEmbedder
+    if backend == "torch":
+        inner = SentenceTransformerEmbedder(
+            model_path(settings, spec),
+            model_id=spec.name,
+            query_prefix=spec.query_prefix,
+            passage_prefix=spec.passage_prefix,
+            device=settings.device,
+            batch_size=min(settings.embed_batch_size, 64),
+        )
+    else:
+        exported = ModelCache(settings.model_cache_dir).onnx_status(spec, backend)
+        if not exported.ready or exported.path is None:
+            raise ModelNotInstalledError(
+                f"embedder {spec.name} is not ready for {backend} ({exported.detail}): run "
+                f"`docqa models prepare --profile {settings.profile}`, or set "
+                "DOCQA_EMBED_BACKEND=torch"
+            )
+        inner = OnnxEmbedder(
+            read_export(exported.path),  # its files are re-hashed at load()
+            model_id=embedder_id(spec.name, backend),
+            query_prefix=spec.query_prefix,
+            passage_prefix=spec.passage_prefix,
+            batch_size=min(settings.embed_batch_size, 64),
+        )
+    return inner
 
 
 @dataclass
@@ -139,18 +183,36 @@ class Services:
     manifest: Manifest
     client: Any
     _answers: AnswerService | None = field(default=None, repr=False)
+    _asks: AskService | None = field(default=None, repr=False)
     _reranker: LLMReranker | None = field(default=None, repr=False)
     _vectors: dict[str, ChromaVectorIndex] = field(default_factory=dict, repr=False)
     _keywords: dict[str, SqliteBM25Index] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def build_for_serving(cls, settings: Settings) -> Services:
-        """Everything, the generator included, loaded now (the service's lifespan calls this)."""
-        services = cls.build(settings)
+    def build_for_serving(
+        cls,
+        settings: Settings,
+        generator: Generator | None = None,
+        embedder: RawEmbedder | None = None,
+    ) -> Services:
+        """Everything, the generator included, loaded now (the service's lifespan calls this).
+
+        One generator and one bounded queue serve answers, follow-up rewrites and the reranker:
+        the reranker asks the loaded generator's weights through that queue, never a copy.
+        ``generator`` and ``embedder`` replace the models the settings name (tests hand in
+        fakes).
+        """
+        services = cls.build(settings, embedder)
+        generator = generator or build_generator(settings)
+        generator.load()
+        queue = GenerationQueue(settings.queue_size)
         services._answers = AnswerService(
-            build_generator(settings), services.embedder.model_id, answer_config(settings)
+            generator, services.embedder.model_id, answer_config(settings)
         )
-        services._answers.generator.load()
+        if rerank_enabled(settings):
+            services._reranker = LLMReranker(generator, run=queue.run)
+        limits = AskLimits(settings.max_question_chars, settings.request_timeout_s)
+        services._asks = AskService(services, queue, limits, services.embedder.model_id)
         services.embedder.embed_query("warm up")  # loads the embedder now, not on first request
         return services
 
@@ -160,37 +222,16 @@ class Services:
             raise RuntimeError("these services were built without a generator")
         return self._answers
 
+    @property
+    def asks(self) -> AskService:
+        if self._asks is None:
+            raise RuntimeError("these services were built without a generator")
+        return self._asks
+
     @classmethod
-    def build(cls, settings: Settings) -> Services:
-        spec = models_for(settings).embedder
-        # The backend is in the embedder id, so the cache and the collections keep them apart.
-        backend = choose_backend(settings.embed_backend, spec, pick_device(settings.device))
-        log.info("embedder %s on %s (embed_backend=%s)", spec.name, backend, settings.embed_backend)
-        inner: SentenceTransformerEmbedder | OnnxEmbedder
-        if backend == "torch":
-            inner = SentenceTransformerEmbedder(
-                model_path(settings, spec),
-                model_id=spec.name,
-                query_prefix=spec.query_prefix,
-                passage_prefix=spec.passage_prefix,
-                device=settings.device,
-                batch_size=min(settings.embed_batch_size, 64),
-            )
-        else:
-            exported = ModelCache(settings.model_cache_dir).onnx_status(spec, backend)
-            if not exported.ready or exported.path is None:
-                raise ModelNotInstalledError(
-                    f"embedder {spec.name} is not ready for {backend} ({exported.detail}): run "
-                    f"`docqa models prepare --profile {settings.profile}`, or set "
-                    "DOCQA_EMBED_BACKEND=torch"
-                )
-            inner = OnnxEmbedder(
-                read_export(exported.path),  # its files are re-hashed at load()
-                model_id=embedder_id(spec.name, backend),
-                query_prefix=spec.query_prefix,
-                passage_prefix=spec.passage_prefix,
-                batch_size=min(settings.embed_batch_size, 64),
-            )
+    def build(cls, settings: Settings, embedder: RawEmbedder | None = None) -> Services:
+        """``embedder`` replaces the model the settings name (tests hand in a fake)."""
+        inner = embedder if embedder is not None else model_embedder(settings)
         cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite")
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         client = make_client(
@@ -237,6 +278,8 @@ class Services:
         return existed
 
     def close(self) -> None:
+        if self._asks is not None:
+            self._asks.close()
         for keywords in self._keywords.values():
             keywords.close()
         self.manifest.close()
@@ -270,24 +313,19 @@ class Services:
             options,
         )
 
-    def reranker(self) -> LLMReranker | None:
-        s = self.settings
-        enabled = s.rerank if s.rerank is not None else pick_device(s.device) == "cuda"
-        if not enabled:
-            return None
-        if self._reranker is None:
-            spec = models_for(s).generator
-            self._reranker = LLMReranker(model_path(s, spec), device=s.device)
-        return self._reranker
-
     def retriever(self, collection: str) -> Retriever:
         s = self.settings
         return Retriever(
             self.embedder,
             self.vectors(collection),
             self.keywords(collection),
-            reranker=self.reranker(),
+            reranker=self._reranker,
             config=RetrievalConfig(
-                mode=s.retrieval_mode, candidates=s.retrieval_candidates, rrf_k=s.rrf_k
+                mode=s.retrieval_mode,
+                candidates=s.retrieval_candidates,
+                fusion=s.retrieval_fusion,
+                alpha=s.fusion_alpha,
+                normalization=s.fusion_normalization,
+                rrf_k=s.rrf_k,
             ),
         )

@@ -1,7 +1,8 @@
 """Citation markers in an answer: parse them, drop those pointing nowhere, infer when missing.
 
 A marker is a bracketed list of passage numbers: ``[1]``, ``[1, 2]``, ``[1][2]``, ``[1-3]``, and
-the full-width forms small models write after Chinese text: ``【1】``, ``［1］``, ``[１，２]``.
+the full-width forms small models write after Chinese text: ``【1】``, ``［1］``, ``[１，２]``
+(`text.citation_markers` holds the one regex that reads them).
 The model's markers are never trusted blindly: only numbers 1..n of the passages actually shown
 count. When the model cites nothing, `support_fallback` picks the passages whose content units
 (see `app.answer.units`) cover the answer best.
@@ -14,24 +15,7 @@ from collections.abc import Sequence
 
 from app.answer.units import content_units, coverage
 from index.types import Hit
-
-_OPEN = re.escape("[【［")
-_CLOSE = re.escape("]】］")
-_SEP = r"\s*[,，、;；]\s*|\s+"
-_ITEM = r"\d+(?:\s*[-–~]\s*\d+)?"
-MARKER = re.compile(rf"\s?[{_OPEN}]\s*({_ITEM}(?:(?:{_SEP}){_ITEM})*)\s*[{_CLOSE}]")
-MAX_RANGE = 20  # "[1-3]" expands; a range wider than this is not a citation
-
-
-def _numbers(body: str) -> list[int]:
-    numbers: list[int] = []
-    for item in re.findall(_ITEM, body):
-        ends = [int(x) for x in re.findall(r"\d+", item)]  # int() reads full-width digits
-        if len(ends) == 1:
-            numbers.append(ends[0])
-        elif 0 <= ends[1] - ends[0] <= MAX_RANGE:  # a range; "[2024-03]" is a date, skipped
-            numbers.extend(range(ends[0], ends[1] + 1))
-    return numbers
+from text.citation_markers import MARKER, OPENING, marker_numbers, strip_markers
 
 
 def parse_citations(answer: str, n_passages: int) -> list[int]:
@@ -42,7 +26,7 @@ def parse_citations(answer: str, n_passages: int) -> list[int]:
     """
     seen: list[int] = []
     for match in MARKER.finditer(answer):
-        for number in _numbers(match[1]):
+        for number in marker_numbers(match[1]):
             if 1 <= number <= n_passages and number not in seen:
                 seen.append(number)
     return seen
@@ -56,14 +40,14 @@ def strip_invalid_markers(answer: str, n_passages: int) -> str:
     """
 
     def fix(match: re.Match[str]) -> str:
-        numbers = _numbers(match[1])
+        numbers = marker_numbers(match[1])
         valid = [n for n in numbers if 1 <= n <= n_passages]
         if len(valid) == len(numbers):
             return match[0]
         lead = " " if match[0][:1].isspace() else ""
         if not valid:  # drop it, and its leading space unless another marker follows
             follows = match.string[match.end() : match.end() + 1]
-            return lead if follows and follows in "[【［" else ""
+            return lead if follows and follows in OPENING else ""
         return f"{lead}[{', '.join(str(n) for n in dict.fromkeys(valid))}]"
 
     return MARKER.sub(fix, answer)
@@ -83,7 +67,7 @@ def support_fallback(
     >>> support_fallback("Keys rotate every 30 days.", ["Logs are kept.", "Keys rotate monthly."])
     [2]
     """
-    units = content_units(MARKER.sub("", answer))
+    units = content_units(strip_markers(answer))
     if not units:
         return []
     scored = []

@@ -46,9 +46,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from app.answer.citations import MARKER
 from app.answer.units import content_units, unit_set
 from index.types import Hit
+from text.citation_markers import strip_markers
 
 DEFAULT_EVIDENCE_FLOOR = 0.2
 DEFAULT_THRESHOLD = 0.5
@@ -155,7 +155,7 @@ def support_score(answer: str, cited_texts: Sequence[str]) -> float:
     >>> support_score("API keys rotate every 30 days [1].", ["API keys rotate monthly."])
     0.6
     """
-    units = set(content_units(MARKER.sub("", answer)))
+    units = set(content_units(strip_markers(answer)))
     if not units:
         return 0.0
     found: set[str] = set()

@@ -12,7 +12,11 @@ user message. It also tells the model that passages are data, not instructions.
 
 Passages arrive best first. When they do not all fit, the lowest-ranked are dropped first (the
 kept ones are always a prefix of the ranking, numbered 1..n in that order); a single top passage
-that is too long on its own is truncated rather than dropping everything.
+that is too long on its own is truncated rather than dropping everything. A passage is the
+chunk's ``index_text``: for a table chunk, its rows rendered one per line with their column names
+(``ingest.tables``), which a small model reads right where it misreads a Markdown row; and the
+rows that name what the question names come first (`passage_text`): the 1.5B model still
+answered with the first row's owner when the asked-for row was third.
 
 Note for packaging: a non-editable install must ship ``app/answer/*.md`` as package data.
 """
@@ -26,10 +30,11 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-from app.answer.units import HAN_CHAR
+from app.answer.units import unit_set
 from index.types import Hit
+from ingest.tables import row_key
+from text.language import Language, detect_language
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +44,6 @@ DECLINE_ZH = "根据提供的文档，我无法回答这个问题。"
 LANGUAGE_NAMES = {"en": "English", "zh": "Chinese (简体中文)"}
 TRUNCATION_MARK = " …"
 
-Language = Literal["en", "zh"]
 CountTokens = Callable[[str], int]
 
 
@@ -73,18 +77,14 @@ PROMPT_VERSION = load_template().version
 
 
 def question_language(text: str) -> Language:
-    """``zh`` when Han characters are at least half of the text's "words".
-
-    A Han character counts as one word, a run of Latin letters or digits as one word, so a
-    Chinese question naming an English product stays Chinese.
+    """The language to answer ``text`` in: `text.language.detect_language`'s rule, which the
+    evaluation shares (Han characters at least half of the "words", counting each Han character
+    and each Latin run as one), so a Chinese question naming an English product stays Chinese.
 
     >>> question_language("谁负责 Grafana 监控的权限？"), question_language("What does 部署 mean?")
     ('zh', 'en')
     """
-    normalized = unicodedata.normalize("NFKC", text)
-    han = len(HAN_CHAR.findall(normalized))
-    latin = len(re.findall(r"[A-Za-z0-9]+", normalized))
-    return "zh" if han and han >= latin else "en"
+    return detect_language(text)
 
 
 def decline_phrase(language: Language) -> str:
@@ -100,8 +100,36 @@ def source_label(hit: Hit) -> str:
 
 
 def format_passage(number: int, hit: Hit, text: str | None = None) -> str:
-    body = (hit.chunk.text if text is None else text).strip()
+    body = (hit.chunk.index_text if text is None else text).strip()  # a table's rows rendered
     return f"[{number}] {source_label(hit)}\n{body}"
+
+
+def passage_text(hit: Hit, question: str) -> str:
+    """What the model reads of a passage: the chunk's ``index_text``, with each table's rows
+    (``Chunk.row_lines``) reordered so that those whose first cell (the row's name) shares the
+    most content units with the question come first, then those sharing most elsewhere; other
+    rows, and every other line, keep their order.
+
+    >>> from index.types import Chunk
+    >>> rows = "Owners\\norbit-api: Owner Priya\\norbit-agent: Owner Lin"
+    >>> chunk = Chunk("c", "t", "d", "s", "", 0, 0, 1, rendered=rows, row_lines=((1, 3),))
+    >>> passage_text(Hit(chunk, 1.0), "Who owns orbit-agent?").split("\\n")
+    ['Owners', 'orbit-agent: Owner Lin', 'orbit-api: Owner Priya']
+    """
+    chunk = hit.chunk
+    text = chunk.index_text
+    if not chunk.row_lines:
+        return text
+    wanted = unit_set(question)
+
+    def named(row: str) -> tuple[int, int]:
+        return -len(wanted & unit_set(row_key(row))), -len(wanted & unit_set(row))
+
+    lines = text.split("\n")
+    for start, end in chunk.row_lines:
+        if 0 <= start <= end <= len(lines):
+            lines[start:end] = sorted(lines[start:end], key=named)
+    return "\n".join(lines)
 
 
 def render(template: PromptTemplate, question: str, blocks: Sequence[str]) -> list[dict[str, str]]:
@@ -140,7 +168,7 @@ def build_messages(
     blocks: list[str] = []
     used = base
     for number, hit in enumerate(hits, start=1):
-        block = format_passage(number, hit)
+        block = format_passage(number, hit, passage_text(hit, question))
         cost = count(block) + 2  # the blank line between passages
         if used + cost > budget_tokens:
             break
@@ -151,7 +179,8 @@ def build_messages(
         blocks.pop()
     truncated = False
     if not blocks and hits:
-        cut = _truncate_to_fit(hits[0], lambda b: total([b]) <= budget_tokens)
+        top = passage_text(hits[0], question)
+        cut = _truncate_to_fit(hits[0], top, lambda b: total([b]) <= budget_tokens)
         if cut is not None:
             blocks, truncated = [cut], True
             log.info("top passage truncated to fit a %d-token prompt budget", budget_tokens)
@@ -217,9 +246,9 @@ def _fill(text: str, values: dict[str, str]) -> str:
     return re.sub(r"\{\{(\w+)\}\}", value, text)
 
 
-def _truncate_to_fit(hit: Hit, fits: Callable[[str], bool]) -> str | None:
+def _truncate_to_fit(hit: Hit, passage: str, fits: Callable[[str], bool]) -> str | None:
     """The longest prefix of the passage (cut at a character) whose block fits, or None."""
-    text = hit.chunk.text.strip()
+    text = passage.strip()
     lo, hi = 0, len(text)  # invariant: a prefix of length lo fits (or lo == 0)
     if not fits(format_passage(1, hit, TRUNCATION_MARK)):
         return None

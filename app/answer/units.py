@@ -26,49 +26,13 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-from index.text_tokenize import ENGLISH_STOPWORDS
+from text.script import HAN
+from text.stopwords import CHINESE_STOP_CHARS, ENGLISH_STOPWORDS, QUESTION_FILLERS
 
-_HAN = "\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
-_RUN = re.compile(rf"([{_HAN}]+)|([^\W_{_HAN}]+)")
-HAN_CHAR = re.compile(rf"[{_HAN}]")
-
-# Question words and fillers that carry no content of their own, on top of index's stopwords.
-_EXTRA_STOPWORDS = frozenset(
-    [
-        "how",
-        "many",
-        "much",
-        "long",
-        "often",
-        "can",
-        "could",
-        "should",
-        "would",
-        "will",
-        "shall",
-        "may",
-        "might",
-        "must",
-        "also",
-        "just",
-        "any",
-        "some",
-        "all",
-        "each",
-        "every",
-        "about",
-        "according",
-        "based",
-        "provided",
-        "document",
-        "documents",
-        "passage",
-        "passages",
-    ]
-)
-STOPWORDS = ENGLISH_STOPWORDS | _EXTRA_STOPWORDS
-# Function characters that split a Han run before bigrams are taken.
-STOP_CHARS = frozenset("的了是在和与或及吗呢吧啊么")
+_RUN = re.compile(rf"([{HAN}]+)|([^\W_{HAN}]+)")
+# Question words and fillers carry no content of their own, on top of the stopwords
+# (`text.stopwords` says why each list is what it is).
+STOPWORDS = ENGLISH_STOPWORDS | QUESTION_FILLERS
 
 
 def content_units(text: str) -> list[str]:
@@ -107,7 +71,7 @@ def _split_stop_chars(run: str) -> list[str]:
     pieces: list[str] = []
     current = ""
     for char in run:
-        if char in STOP_CHARS:
+        if char in CHINESE_STOP_CHARS:
             if current:
                 pieces.append(current)
             current = ""

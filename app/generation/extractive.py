@@ -1,8 +1,9 @@
 """A degraded answer without a language model: the passage sentence closest to the question.
 
 Used when generation fails or times out: the service can still show the most relevant sentence
-of the top passage, with its citation. Sentences end at ``. ! ?`` followed by a space (so
-"3.4.0" stays whole), at ``。！？；`` and at line breaks. Closeness is the number of the
+of the top passage, with its citation. Sentences are those of `text.sentences`, the chunker's
+too: they end at ``. ! ?`` followed by a space (so "3.4.0" stays whole), at ``。！？；`` and at
+line breaks, closing quotes and brackets kept with them. Closeness is the number of the
 question's distinct content units (`app.answer.units`: words for Latin text, character bigrams
 for Chinese) found in the sentence; ties go to the earlier sentence.
 
@@ -12,20 +13,8 @@ for Chinese) found in the sentence; ties go to the earlier sentence.
 
 from __future__ import annotations
 
-import re
-
 from app.answer.units import unit_set
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])|\n+")
-
-
-def split_sentences(text: str) -> list[str]:
-    """Non-empty, stripped sentences of ``text``.
-
-    >>> split_sentences("版本 3.4.0 发布。支持蓝绿部署！Done. Next")
-    ['版本 3.4.0 发布。', '支持蓝绿部署！', 'Done.', 'Next']
-    """
-    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+from text.sentences import split_sentences
 
 
 def best_sentence(question: str, passage_text: str) -> str:

@@ -17,10 +17,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from app.answer.units import HAN_CHAR
 from app.generation.protocol import FinishReason, Generation, Messages, OnToken
+from text.language import words
+from text.script import HAN, HAN_CHAR
 
-_PIECE = re.compile(r"\s*[\u3400-\u4dbf\u4e00-\u9fff]|\s*[^\s\u3400-\u4dbf\u4e00-\u9fff]+|\s+$")
+_PIECE = re.compile(rf"\s*[{HAN}]|\s*[^\s{HAN}]+|\s+$")
 
 
 def pieces(text: str) -> list[str]:
@@ -42,6 +43,7 @@ class FakeGenerator:
         seconds_per_token: float = 0.0,
         mean_logprob: float | None = -0.1,
         fail_with: Exception | None = None,
+        judge: Callable[[Messages], float] | None = None,
     ) -> None:
         self._replies = replies if callable(replies) else list(replies)
         self._model_id = model_id
@@ -50,7 +52,16 @@ class FakeGenerator:
         self.seconds_per_token = seconds_per_token
         self.mean_logprob = mean_logprob
         self.fail_with = fail_with
+        self.judge = judge or word_overlap
         self.calls: list[Messages] = []
+        self.judged: list[Messages] = []
+        # For tests that hold or watch a generation: ``started`` is set when one begins, it then
+        # waits for ``release`` (set unless a test clears it), and each result is appended to
+        # ``finished`` with the monotonic time it ended.
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.release.set()
+        self.finished: list[tuple[Generation, float]] = []
         self._next = 0
         self._lock = threading.Lock()
 
@@ -90,6 +101,13 @@ class FakeGenerator:
         self._next += 1
         return reply
 
+    def yes_probability(
+        self, prompts: Sequence[Messages], cancel: threading.Event | None = None
+    ) -> list[float]:
+        with self._lock:
+            self.judged.extend([dict(m) for m in p] for p in prompts)
+        return [self.judge(p) for p in prompts]
+
     def generate(
         self,
         messages: Messages,
@@ -97,6 +115,21 @@ class FakeGenerator:
         deadline: float | None = None,
         on_token: OnToken | None = None,
         cancel: threading.Event | None = None,
+    ) -> Generation:
+        self.started.set()
+        if not self.release.wait(60):
+            raise TimeoutError("the test never released the generation")
+        result = self._generate(messages, max_new_tokens, deadline, on_token, cancel)
+        self.finished.append((result, time.monotonic()))
+        return result
+
+    def _generate(
+        self,
+        messages: Messages,
+        max_new_tokens: int,
+        deadline: float | None,
+        on_token: OnToken | None,
+        cancel: threading.Event | None,
     ) -> Generation:
         started = time.monotonic()
         first: float | None = None
@@ -132,3 +165,18 @@ class FakeGenerator:
             finish_reason=finish,
             first_token_s=first,
         )
+
+
+def word_overlap(messages: Messages) -> float:
+    """The default judge: the share of the question's words found in the rest of the prompt.
+
+    The prompts it sees put the question after a "Question:" line (the rerank and answerability
+    prompts both do); a prompt without one is judged 0.5.
+    """
+    text = messages[-1]["content"]
+    head, sep, question = text.rpartition("Question:")
+    if not sep:
+        return 0.5
+    asked = set(words(question.split("\n\n")[0]))
+    seen = set(words(head))
+    return len(asked & seen) / len(asked) if asked else 0.5

@@ -29,12 +29,15 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from app.errors import ClientClosedError
 from app.generation.protocol import FinishReason, Generation, Messages, OnToken
+from app.generation.yes_no import yes_no_tokens, yes_share
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +272,29 @@ class LlamaCppGenerator:
             first_token_s=first_token_s,
             cached_prompt_tokens=cached,
         )
+
+    def yes_probability(
+        self, prompts: Sequence[Messages], cancel: threading.Event | None = None
+    ) -> list[float]:
+        """Each prompt read (its common prefix with the last one reused), then the last
+        position's logits of "yes" and "no"."""
+        self.load()
+        llm = self._llm
+        yes, no = yes_no_tokens(
+            lambda t: llm.tokenize(t.encode("utf-8"), add_bos=False, special=False)
+        )
+        n_vocab = int(llm.n_vocab())
+        out: list[float] = []
+        with self._generate_lock:
+            for messages in prompts:
+                tokens = self.prompt_tokens(messages)[: int(llm.n_ctx())]
+                for start in range(self._reuse_prefix(tokens), len(tokens), self.prefill_chunk):
+                    if cancel is not None and cancel.is_set():
+                        raise ClientClosedError("yes/no scoring cancelled: the client went away")
+                    llm.eval(tokens[start : start + self.prefill_chunk])
+                logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,))
+                out.append(yes_share(float(logits[yes]), float(logits[no])))
+        return out
 
     def _reuse_prefix(self, tokens: list[int]) -> int:
         """Keep the KV cache of the longest common prefix with the last prompt; returns its length.

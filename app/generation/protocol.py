@@ -8,12 +8,16 @@ loop. ``deadline`` is a `time.monotonic()` instant after which generation stops 
 answer any more (the client went away): generation stops with ``finish_reason == "cancelled"``
 soon after, prompt reading included. ``on_token`` receives each new piece of text as it is
 decoded, and the pieces join to exactly ``Generation.text``.
+
+``yes_probability`` answers a yes/no question without generating: P("yes") / (P("yes") + P("no"))
+of the first answer token, from one prompt read. The reranker and the answerability check use the
+generator's own weights this way, through the same queue, instead of loading a second copy.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
@@ -73,3 +77,9 @@ class Generator(Protocol):
         on_token: OnToken | None = None,
         cancel: threading.Event | None = None,
     ) -> Generation: ...
+
+    def yes_probability(
+        self, prompts: Sequence[Messages], cancel: threading.Event | None = None
+    ) -> list[float]:
+        """For each prompt (a yes/no question), P(yes) / (P(yes) + P(no)) of the first token."""
+        ...

@@ -35,6 +35,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -50,7 +51,9 @@ from transformers import (
 )
 from transformers.generation.streamers import BaseStreamer
 
+from app.errors import ClientClosedError
 from app.generation.protocol import FinishReason, Generation, Messages, OnToken
+from app.generation.yes_no import YES_NO_BATCH, yes_no_tokens
 from index.hardware import DtypeChoice, cpu_compute_dtype, pick_device
 
 log = logging.getLogger(__name__)
@@ -378,6 +381,36 @@ class TransformersGenerator:
         if config.pad_token_id is None:
             config.pad_token_id = self._tokenizer.pad_token_id or _first(config.eos_token_id)
         return config
+
+    def yes_probability(
+        self, prompts: Sequence[Messages], cancel: threading.Event | None = None
+    ) -> list[float]:
+        """One forward pass per batch of prompts, left-padded; the softmax over the first tokens
+        of "yes" and "no" at the last position."""
+        self.load()
+        yes, no = yes_no_tokens(lambda t: self._tokenizer.encode(t, add_special_tokens=False))
+        out: list[float] = []
+        with self._generate_lock:
+            side = self._tokenizer.padding_side
+            self._tokenizer.padding_side = "left"  # the last position is every prompt's end
+            pad = self._tokenizer.pad_token_id
+            if pad is None:
+                self._tokenizer.pad_token = self._tokenizer.eos_token
+            try:
+                for start in range(0, len(prompts), YES_NO_BATCH):
+                    if cancel is not None and cancel.is_set():
+                        raise ClientClosedError("yes/no scoring cancelled: the client went away")
+                    texts = [self.render_chat(m) for m in prompts[start : start + YES_NO_BATCH]]
+                    batch = self._tokenizer(
+                        texts, return_tensors="pt", padding=True, add_special_tokens=False
+                    ).to(self._model.device)
+                    with torch.inference_mode():
+                        logits = self._model(**batch).logits[:, -1, :]
+                    pair = logits[:, [yes, no]].float().softmax(dim=-1)[:, 0]
+                    out.extend(float(v) for v in pair)
+            finally:
+                self._tokenizer.padding_side = side
+        return out
 
     def generate(
         self,

@@ -10,11 +10,9 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from app.ask_flow import run_ask, validate_question
-from app.collections import existing_collection
 from app.deps import BackendDep, StateDep
 from app.disconnect import unless_disconnected
-from app.errors import ApiError, OverloadedError, ValidationFailedError
+from app.errors import ApiError, ValidationFailedError
 from app.schemas import AskRequest, AskResponse, BatchRequest, BatchResponse
 
 router = APIRouter(prefix="/v1", tags=["answers"])
@@ -30,26 +28,16 @@ SSE_RESPONSES: dict[int | str, dict[str, object]] = {
 
 @router.post("/ask", response_model=AskResponse, responses=SSE_RESPONSES)
 async def ask(
-    body: AskRequest, backend: BackendDep, state: StateDep, request: Request
+    body: AskRequest, backend: BackendDep, request: Request
 ) -> AskResponse | StreamingResponse:
     """Answer a question from the collection's documents, with citations and a confidence."""
     if not body.stream:
-        return await unless_disconnected(request, run_ask(state, backend, body))
-    refuse_before_stream(state, backend, body)
-    return StreamingResponse(_events(body, backend, state), media_type="text/event-stream")
+        return await unless_disconnected(request, backend.asks.ask(body))
+    backend.asks.check(body, capacity=True)  # refused before the stream starts: a real status
+    return StreamingResponse(_events(body, backend), media_type="text/event-stream")
 
 
-def refuse_before_stream(state: StateDep, backend: BackendDep, body: AskRequest) -> None:
-    """What can be refused before a stream starts, so it gets a real status code."""
-    validate_question(state, body.question)
-    existing_collection(backend, body.collection)
-    if state.queue.depth >= state.queue.max_pending:
-        raise OverloadedError("the server is busy; retry later", headers={"Retry-After": "5"})
-
-
-async def stream_answer(
-    body: AskRequest, backend: BackendDep, state: StateDep
-) -> AsyncIterator[str | AskResponse]:
+async def stream_answer(body: AskRequest, backend: BackendDep) -> AsyncIterator[str | AskResponse]:
     """The answer's text pieces as they are generated, then the whole AskResponse.
 
     When the consumer stops (Starlette cancels the stream once the client disconnects), the
@@ -61,7 +49,7 @@ async def stream_answer(
     def push(piece: str) -> None:  # called from the generation thread
         loop.call_soon_threadsafe(tokens.put_nowait, piece)
 
-    task = asyncio.create_task(run_ask(state, backend, body, push))
+    task = asyncio.create_task(backend.asks.ask(body, push))
     try:
         while not task.done() or not tokens.empty():
             getter = asyncio.ensure_future(tokens.get())
@@ -80,9 +68,9 @@ async def stream_answer(
                 await asyncio.shield(task)
 
 
-async def _events(body: AskRequest, backend: BackendDep, state: StateDep) -> AsyncIterator[str]:
+async def _events(body: AskRequest, backend: BackendDep) -> AsyncIterator[str]:
     try:
-        async for item in stream_answer(body, backend, state):
+        async for item in stream_answer(body, backend):
             if isinstance(item, str):
                 yield _sse("token", {"text": item})
             else:
@@ -108,6 +96,6 @@ async def ask_batch(
         raise ValidationFailedError("stream is not supported in a batch")
 
     async def answer_all() -> BatchResponse:
-        return BatchResponse(answers=[await run_ask(state, backend, q) for q in body.questions])
+        return BatchResponse(answers=[await backend.asks.ask(q) for q in body.questions])
 
     return await unless_disconnected(request, answer_all())

@@ -21,11 +21,10 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from app.ask_flow import run_ask
-from app.deps import BackendDep, StateDep
+from app.deps import BackendDep
 from app.disconnect import unless_disconnected
 from app.errors import ApiError, ValidationFailedError
-from app.routes.ask import refuse_before_stream, stream_answer
+from app.routes.ask import stream_answer
 from app.schemas import (
     AskRequest,
     AskResponse,
@@ -60,7 +59,7 @@ def _sources(answer: AskResponse) -> str:
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def chat_completions(
-    body: ChatRequest, backend: BackendDep, state: StateDep, request: Request
+    body: ChatRequest, backend: BackendDep, request: Request
 ) -> ChatResponse | StreamingResponse:
     turns = [m for m in body.messages if m.role in ("user", "assistant")]
     if not turns or turns[-1].role != "user":
@@ -69,10 +68,10 @@ async def chat_completions(
     ask = AskRequest(question=turns[-1].content, history=history or None)
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     if body.stream:
-        refuse_before_stream(state, backend, ask)
-        events = _chunks(completion_id, ask, backend, state)
+        backend.asks.check(ask, capacity=True)
+        events = _chunks(completion_id, ask, backend)
         return StreamingResponse(events, media_type="text/event-stream")
-    answer = await unless_disconnected(request, run_ask(state, backend, ask))
+    answer = await unless_disconnected(request, backend.asks.ask(ask))
     return ChatResponse(
         id=completion_id,
         created=int(time.time()),
@@ -92,9 +91,7 @@ async def chat_completions(
     )
 
 
-async def _chunks(
-    completion_id: str, ask: AskRequest, backend: BackendDep, state: StateDep
-) -> AsyncIterator[str]:
+async def _chunks(completion_id: str, ask: AskRequest, backend: BackendDep) -> AsyncIterator[str]:
     created = int(time.time())
     model = backend.answers.generator.model_id
 
@@ -111,7 +108,7 @@ async def _chunks(
     yield chunk({"role": "assistant", "content": ""})
     streamed = ""
     try:
-        async for item in stream_answer(ask, backend, state):
+        async for item in stream_answer(ask, backend):
             if isinstance(item, str):
                 streamed += item
                 yield chunk({"content": item})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.ask_flow import validate_question
+from app.ask_service import validate_question
 from app.collections import existing_collection
 from app.deps import BackendDep, StateDep
 from app.schemas import Passage, RetrieveRequest, RetrieveResponse
@@ -31,7 +31,7 @@ def passage_of(hit: Hit) -> Passage:
 @router.post("/retrieve", response_model=RetrieveResponse)
 def retrieve(body: RetrieveRequest, backend: BackendDep, state: StateDep) -> RetrieveResponse:
     """The passages hybrid (or dense, or keyword) retrieval finds for a question."""
-    validate_question(state, body.question)  # DOCQA_MAX_QUESTION_CHARS, as for /v1/ask
+    validate_question(body.question, state.settings.max_question_chars)
     collection = existing_collection(backend, body.collection)
     filters = body.filters.as_dict() if body.filters else None
     result = backend.retriever(collection).retrieve(

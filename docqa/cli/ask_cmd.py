@@ -53,10 +53,8 @@ def _remote(url: str, body: dict[str, object], settings: Settings) -> dict[str, 
 
 
 def _local(settings: Settings, body: dict[str, object]) -> dict[str, Any]:
-    from app.ask_flow import run_ask
     from app.errors import ApiError
     from app.schemas import AskRequest
-    from app.state import ServiceState
     from index.errors import DocqaIndexError
     from modelstore.errors import ModelError
     from wiring.compose import Services
@@ -66,13 +64,11 @@ def _local(settings: Settings, body: dict[str, object]) -> dict[str, Any]:
     except (ModelError, DocqaIndexError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    state = ServiceState(settings)
     try:
-        response = asyncio.run(run_ask(state, services, AskRequest.model_validate(body)))
+        response = asyncio.run(services.asks.ask(AskRequest.model_validate(body)))
     except (ApiError, DocqaIndexError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     finally:
-        state.queue.shutdown()
         services.close()
     return response.model_dump()

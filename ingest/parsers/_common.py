@@ -14,19 +14,14 @@ from __future__ import annotations
 import re
 import unicodedata
 from pathlib import Path
-from typing import Final
 
-from ingest.types import Block, BlockKind
+from ingest.types import Block, BlockKind, Table
+from text.script import WRAPS_WITHOUT_SPACE
 
-# Han ideographs, kana, CJK punctuation and full-width forms: characters written without spaces.
-CJK_CHARS: Final = (
-    "\u2e80-\u2fdf\u3000-\u303f\u3040-\u30ff\u3100-\u312f\u3190-\u31ff"
-    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef"
-    "\U00020000-\U0003134f"
-)
 _ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _HSPACE = re.compile(r"[^\S\n]+")  # whitespace other than a newline
-_CJK_BREAK = re.compile(rf"(?<=[{CJK_CHARS}])[^\S\n]*\n\s*(?=[{CJK_CHARS}])")
+# Han, kana, CJK punctuation, full-width forms: a line break between two of them is a wrap.
+_CJK_BREAK = re.compile(rf"(?<=[{WRAPS_WITHOUT_SPACE}])[^\S\n]*\n\s*(?=[{WRAPS_WITHOUT_SPACE}])")
 _ANY_SPACE = re.compile(r"\s+")
 _HYPHEN_BREAK = re.compile(r"(?<=[A-Za-z]-)\n\s*(?=[a-z])")
 
@@ -108,8 +103,15 @@ class BlockBuilder:
         self._path = (*self._path, text)
         return text
 
-    def add(self, text: str, kind: BlockKind = "paragraph", page: int | None = None) -> None:
-        """Add a body block of already-cleaned text; empty text is skipped."""
+    def add(
+        self,
+        text: str,
+        kind: BlockKind = "paragraph",
+        page: int | None = None,
+        table: Table | None = None,
+    ) -> None:
+        """Add a body block of already-cleaned text; empty text is skipped. A "table" block may
+        bring its cells (``table``: row ``k`` on line ``table.lines[k]`` of ``text``)."""
         text = unicodedata.normalize("NFC", text).strip()
         if text:
-            self.blocks.append(Block(text, kind, page, self.path))
+            self.blocks.append(Block(text, kind, page, self.path, table=table))

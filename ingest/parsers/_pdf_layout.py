@@ -10,7 +10,10 @@ line's baseline and font size, so:
 - a short paragraph in a font clearly larger than the body text is a heading; the larger the
   font, the higher the heading (level 1 for the largest);
 - a line that opens or closes most pages and differs only in its digits (a running header or
-  "page 3" footer) is dropped.
+  "page 3" footer) is dropped;
+- lines whose pieces of text start at the same x positions, line after line, are a table
+  (:mod:`ingest.parsers._pdf_tables` says what is and is not detected): one paragraph whose
+  ``rows`` hold its cells, a row per line of its text.
 
 Lines of a paragraph are joined by :func:`~ingest.parsers._common.join_wrapped` (no space
 between CJK characters, "write-\\nonce" stays hyphenated).
@@ -27,7 +30,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ingest.parsers import _pdf_tables
 from ingest.parsers._common import join_wrapped
+from ingest.tables import CELL_SEPARATOR
 
 _BULLET = re.compile(r"^[-•◦▪▫‣∙·●○■□–*]\s")
 _DIGITS = re.compile(r"\d+")
@@ -38,6 +43,7 @@ class Line:
     text: str
     y: float  # baseline, in points from the bottom of the page
     size: float  # effective font size, in points
+    cells: tuple[tuple[float, str], ...] = ()  # (x, text) of each piece drawn at its own x
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +56,18 @@ class Paragraph:
     size: float  # of its first line
     line_count: int
     is_bullet: bool
+    rows: tuple[tuple[str, ...], ...] | None = None  # a table's cells, a row per line of text
 
     @classmethod
     def of(cls, lines: Sequence[Line]) -> Paragraph:
         text = join_wrapped("\n".join(line.text for line in lines))
         return cls(text, lines[0].size, len(lines), bool(_BULLET.match(lines[0].text)))
+
+    @classmethod
+    def table(cls, found: _pdf_tables.Found, lines: Sequence[Line]) -> Paragraph:
+        """A table as one paragraph: a row per line, cells joined by " | "."""
+        text = "\n".join(CELL_SEPARATOR.join(row) for row in found.rows)
+        return cls(text, lines[found.start].size, found.end - found.start, False, found.rows)
 
 
 class LineCollector:
@@ -64,6 +77,7 @@ class LineCollector:
         self.lines: list[Line] = []
         self._parts: list[str] = []
         self._where: tuple[float, float] | None = None
+        self._cells: list[tuple[float, str]] = []
 
     def __call__(
         self, text: str, cm: Sequence[float], tm: Sequence[float], font: Any, font_size: float
@@ -73,13 +87,24 @@ class LineCollector:
                 self.close()
             if piece.strip() and self._where is None:
                 self._where = _position(cm, tm, font_size)
+            if piece.strip():
+                self._cell(round(tm[4] * cm[0] + tm[5] * cm[2] + cm[4], 1), piece)
             self._parts.append(piece)
+
+    def _cell(self, x: float, text: str) -> None:
+        """Record a piece drawn at ``x``; one drawn where the last began (a font change, not a
+        move: pypdf reports the start of the text object) continues it."""
+        if self._cells and abs(self._cells[-1][0] - x) < 0.5:
+            x, before = self._cells.pop()
+            text = before + text
+        self._cells.append((x, text))
 
     def close(self) -> None:
         text = "".join(self._parts).strip()
         if text and self._where is not None:
-            self.lines.append(Line(text, *self._where))
-        self._parts, self._where = [], None
+            cells = tuple((x, " ".join(t.split())) for x, t in self._cells)
+            self.lines.append(Line(text, *self._where, cells=cells))
+        self._parts, self._where, self._cells = [], None, []
 
 
 def _position(cm: Sequence[float], tm: Sequence[float], font_size: float) -> tuple[float, float]:
@@ -98,13 +123,25 @@ def paragraphs(lines: list[Line]) -> list[Paragraph]:
         if a.size == b.size and 0.3 * b.size < a.y - b.y < 3 * b.size
     ]
     spacing = statistics.median(gaps) if gaps else None
-    groups: list[list[Line]] = []
-    for line in lines:
-        if groups and not _new_paragraph(groups[-1][-1], line, spacing):
-            groups[-1].append(line)
+    tables = {found.start: found for found in _pdf_tables.find(lines)}
+    found: _pdf_tables.Found | None = None
+    groups: list[list[Line] | _pdf_tables.Found] = []
+    for i, line in enumerate(lines):
+        if found is not None and i < found.end:
+            continue  # a line of the table just taken
+        found = tables.get(i)
+        if found is not None:
+            groups.append(found)
+            continue
+        last = groups[-1] if groups else None
+        if isinstance(last, list) and not _new_paragraph(last[-1], line, spacing):
+            last.append(line)
         else:
             groups.append([line])
-    return [Paragraph.of(group) for group in groups]
+    return [
+        Paragraph.of(group) if isinstance(group, list) else Paragraph.table(group, lines)
+        for group in groups
+    ]
 
 
 def _new_paragraph(prev: Line, cur: Line, spacing: float | None) -> bool:
@@ -153,7 +190,8 @@ def heading_levels(pages: list[list[Paragraph]]) -> dict[float, int]:
 
 def is_heading(para: Paragraph, levels: dict[float, int]) -> bool:
     return (
-        para.size in levels
+        para.rows is None
+        and para.size in levels
         and para.line_count <= 3
         and len(para.text) <= 150
         and not para.is_bullet

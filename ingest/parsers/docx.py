@@ -14,7 +14,11 @@ looks a paragraph's style up by scanning every style) read a 38 KB file of 40,00
 - Paragraphs with a list style (its name contains "List") or list numbering form "list" blocks,
   one item per line, consecutive items together.
 - A table is one "table" block: a row per line, cells joined by " | " (a merged cell once; a
-  vertically merged cell repeats the text of the cell that starts it, as Word shows it).
+  vertically merged cell repeats the text of the cell that starts it, as Word shows it). Its
+  cells (``Block.table``) are kept by grid column, a cell spanning columns in its first one. The
+  first row is the header when it is marked as one (``w:tblHeader``, "repeat as header row"),
+  or, failing that, whenever the table has another row: Word tables rarely mark it, and most
+  have one; a table of a single unmarked row has none.
 - Body content inside content controls (``w:sdt``) and custom XML is read; text in tracked
   insertions, smart tags and simple fields is read; deleted text is not.
 
@@ -39,7 +43,7 @@ from lxml import etree
 from ingest.parsers._common import BlockBuilder, clean_inline, clean_lines, title_or_stem
 from ingest.parsers._zip import BoundedArchive
 from ingest.parsers.errors import ParseError
-from ingest.types import ParsedDocument
+from ingest.types import ParsedDocument, Table
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +215,7 @@ def _walk(blocks: Iterator[Any], styles: _Styles) -> tuple[BlockBuilder, str | N
     title: str | None = None
     heading_one: str | None = None
     for element in blocks:
+        cells: Table | None = None
         if element.tag == f"{_W}p":
             role, level = _role(element, styles)
             text = clean_lines(_paragraph_text(element))
@@ -221,7 +226,8 @@ def _walk(blocks: Iterator[Any], styles: _Styles) -> tuple[BlockBuilder, str | N
             if not text:
                 continue
         else:
-            role, level, text = "table", 0, _table_text(element)
+            role, level = "table", 0
+            text, cells = _table(element)
         if items:
             builder.add("\n".join(items), "list")
             items = []
@@ -232,7 +238,7 @@ def _walk(blocks: Iterator[Any], styles: _Styles) -> tuple[BlockBuilder, str | N
             added = builder.heading(text, level)
             heading_one = heading_one or (added if level == 1 else None)
         else:
-            builder.add(text, "table" if role == "table" else "paragraph")
+            builder.add(text, "table" if role == "table" else "paragraph", table=cells)
     if items:
         builder.add("\n".join(items), "list")
     return builder, title or heading_one
@@ -280,10 +286,12 @@ def _runs_text(holder: Any, parts: list[str]) -> None:
             _runs_text(child, parts)
 
 
-def _table_text(table: Any) -> str:
+def _table(table: Any) -> tuple[str, Table | None]:
     """A row per line, cells joined by " | "; a cell spanning columns once, a vertically merged
-    cell with the text of the cell that starts it."""
+    cell with the text of the cell that starts it. And the cells by grid column."""
     rows: list[str] = []
+    grids: list[tuple[str, ...]] = []
+    marked = False  # the first row with text is marked as a header row
     above: dict[int, Any] = {}  # grid column -> the w:tc whose text shows there, previous row
     for row in table.iterfind(f"{_W}tr"):
         grid: dict[int, Any] = {}
@@ -301,10 +309,38 @@ def _table_text(table: Any) -> str:
             if shown is not None and not any(shown is seen for seen in cells):
                 cells.append(shown)
         above = grid
-        texts = [_cell_text(tc) for tc in cells]
-        if any(texts):
-            rows.append(" | ".join(texts))
-    return "\n".join(rows)
+        texts = {id(tc): _cell_text(tc) for tc in cells}
+        if any(texts.values()):
+            rows.append(" | ".join(texts[id(tc)] for tc in cells))
+            grids.append(_by_column(grid, texts))
+            if len(grids) == 1:
+                marked = _on(row.find(f"{_W}trPr/{_W}tblHeader"))
+    if not grids:
+        return "", None
+    header = marked or len(grids) > 1
+    return "\n".join(rows), Table(tuple(grids), tuple(range(len(grids))), header=header)
+
+
+def _by_column(grid: dict[int, Any], texts: dict[int, str]) -> tuple[str, ...]:
+    """A row's cell texts by grid column: a cell in the first column it spans, "" elsewhere."""
+    width = max(grid, default=-1) + 1
+    seen: set[int] = set()
+    out: list[str] = []
+    for column in range(width):
+        tc = grid.get(column)
+        if tc is None or id(tc) in seen:
+            out.append("")
+        else:
+            seen.add(id(tc))
+            out.append(texts.get(id(tc), ""))
+    return tuple(out)
+
+
+def _on(element: Any | None) -> bool:
+    """Whether an on/off property (``<w:tblHeader/>``, ``w:val="true"``) is set."""
+    if element is None:
+        return False
+    return element.get(f"{_W}val", "true").lower() in _TRUE
 
 
 def _cell_text(tc: Any) -> str:

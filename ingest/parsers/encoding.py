@@ -29,6 +29,7 @@ from pathlib import Path
 import charset_normalizer
 
 from ingest.parsers.errors import ParseError
+from text.script import has_han
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,6 @@ _BOMS = (  # UTF-32 first: its little-endian BOM starts with UTF-16's
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
 _BIG5_FAMILY = ("big5", "cp950", "big5hkscs")
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
 # Punctuation that both Chinese encodings share: neither evidence for nor against a decoding.
 _NEUTRAL = re.compile(r"[\u00b7\u00d7\u00f7\u2010-\u206f\u2460-\u24ff\u3000-\u303f\uff00-\uffef]")
 _WESTERN = re.compile(
@@ -159,7 +159,7 @@ def _score(text: str) -> tuple[float, int]:
     for ch in text:
         if ch < "\x80" or _NEUTRAL.match(ch):
             continue
-        if _HAN.match(ch) and _is_common(ch):
+        if has_han(ch) and _is_common(ch):
             good += 1
         else:
             bad += 1

@@ -18,7 +18,9 @@ title) and then one or more walks: each pass is a streaming parse of the same te
 Blocks: h1-h6 are headings (with a heading path, as in Markdown); ``<p>`` and bare text in
 containers are paragraphs; a ``<ul>``/``<ol>``/``<dl>`` is one "list" block, an item per line
 (a nested list's items follow their parent item's line); ``<pre>`` keeps its spacing; a
-``<table>`` is one "table" block, its caption, then a row per line, cells joined by " | ".
+``<table>`` is one "table" block, its caption, then a row per line, cells joined by " | ", with
+its cells (``Block.table``); its first row is the header when it is in ``<thead>`` or all its
+cells are ``<th>``. ``colspan``/``rowspan`` are not expanded: a spanning cell is one cell.
 Bytes are decoded honouring a BOM, then ``<meta charset>``, then the text detection.
 """
 
@@ -33,7 +35,7 @@ from lxml import etree
 
 from ingest.parsers._common import BlockBuilder, clean_inline, clean_verbatim, title_or_stem
 from ingest.parsers.encoding import decode
-from ingest.types import ParsedDocument
+from ingest.types import ParsedDocument, Table
 
 logger = logging.getLogger(__name__)
 
@@ -318,7 +320,7 @@ class _Container(_Frame):
         if tag == "pre":
             return _Pre(lambda s: builder.add(clean_verbatim(s)))
         if tag == "table":
-            return _Table(lambda s: builder.add(s, "table"))
+            return _Table(lambda s, cells: builder.add(s, "table", table=cells))
         return _Container(walker)
 
     def text(self, text: str) -> None:
@@ -436,12 +438,12 @@ class _Item(_Frame):
 
 class _Table(_Frame):
     """A table: its caption, then one line per row of its own (not of a nested table), the
-    cells' text joined by " | "."""
+    cells' text joined by " | "; and those rows' cells, for ``Block.table``."""
 
-    def __init__(self, done: Callable[[str], object]) -> None:
+    def __init__(self, done: Callable[[str, Table | None], object]) -> None:
         self._done = done
         self.caption: str | None = None
-        self.rows: list[str | None] = []
+        self.rows: list[tuple[tuple[str, ...], bool] | None] = []  # (cells, a header row)
 
     def child(self, tag: str, dropped: bool) -> _Frame:
         if dropped or tag == "table":
@@ -450,7 +452,9 @@ class _Table(_Frame):
             return self.caption_frame()
         if tag == "tr":
             return _Row(self)
-        return _Nested(self)  # thead, tbody, tfoot, colgroup, ...: their rows are this table's
+        if tag == "thead":
+            return _Head(self)
+        return _Nested(self)  # tbody, tfoot, colgroup, ...: their rows are this table's
 
     def caption_frame(self) -> _Frame:
         """The first caption is the table's; any other is left out."""
@@ -463,29 +467,52 @@ class _Table(_Frame):
         self.caption = clean_inline(text)
 
     def end(self) -> None:
-        lines = [self.caption or "", *(row or "" for row in self.rows)]
-        self._done("\n".join(line for line in lines if line))
+        rows = [row for row in self.rows if row is not None]
+        caption = self.caption or ""
+        lines = [caption, *(" | ".join(cells) for cells, _ in rows)]
+        first = 1 if caption else 0
+        table = None
+        if rows:
+            numbers = tuple(range(first, first + len(rows)))
+            cells = tuple(cells for cells, _ in rows)
+            table = Table(cells, numbers, header=rows[0][1], caption=caption)
+        self._done("\n".join(line for line in lines if line), table)
+
+
+class _Head(_Frame):
+    """A ``<thead>``: its rows are header rows of the table."""
+
+    def __init__(self, table: _Table) -> None:
+        self._table = table
+
+    def child(self, tag: str, dropped: bool) -> _Frame:
+        if tag == "tr" and not dropped:
+            return _Row(self._table, head=True)
+        return self._table.child(tag, dropped)
 
 
 class _Row(_Frame):
-    def __init__(self, table: _Table) -> None:
+    def __init__(self, table: _Table, head: bool = False) -> None:
         self._table = table
         self._slot = len(table.rows)  # rows are listed in the order they start
         table.rows.append(None)
-        self._cells: list[str] = []
+        self._head = head
+        self._cells: list[tuple[str, bool]] = []  # (text, a <th>)
 
     def child(self, tag: str, dropped: bool) -> _Frame:
         if dropped or tag == "table":
             return _SKIP
         if tag in ("td", "th"):
-            return _Inline(None, lambda s: self._cells.append(clean_inline(s)))
+            th = tag == "th"
+            return _Inline(None, lambda s: self._cells.append((clean_inline(s), th)))
         if tag == "caption":
             return self._table.caption_frame()
         return _Nested(self)
 
     def end(self) -> None:
-        if any(self._cells):
-            self._table.rows[self._slot] = " | ".join(self._cells)
+        if any(text for text, _ in self._cells):
+            head = self._head or all(th for _, th in self._cells)
+            self._table.rows[self._slot] = (tuple(text for text, _ in self._cells), head)
 
 
 def _flow(text: str) -> str:

@@ -7,8 +7,10 @@ well to both a person and a model, and needs no library. What matters for retrie
   block carries the path of headings above it;
 - a fenced code block (```` ``` ```` or ``~~~``) is one block, never split, and a ``#`` line inside
   it is code, not a heading;
-- consecutive ``|`` lines are one "table" block; a run of list items (with their continuation
-  lines) is one "list" block; other lines group into paragraphs at blank lines.
+- consecutive ``|`` lines are one "table" block, with its cells (``Block.table``: a row per
+  line but the ``|---|`` rules, cells split at unescaped ``|``; the row above a rule on the
+  second line is the header); a run of list items (with their continuation lines) is one "list"
+  block; other lines group into paragraphs at blank lines.
 
 YAML front matter (``---`` ... ``---`` at the top) is metadata and is skipped. The title is the
 first level-1 heading, else the file name.
@@ -22,7 +24,7 @@ from pathlib import Path
 
 from ingest.parsers._common import BlockBuilder, clean_inline, clean_lines, clean_verbatim
 from ingest.parsers.encoding import decode
-from ingest.types import BlockKind, ParsedDocument
+from ingest.types import BlockKind, ParsedDocument, Table
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +35,8 @@ _RULE = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
 _LIST_ITEM = re.compile(r"^[ \t]*(?:[-*+]|\d{1,9}[.)])(?:[ \t]+|$)")
 _TABLE_ROW = re.compile(r"^ {0,3}\|")
 _TABLE_RULE = re.compile(r"^[|: -]*-{3}[|: -]*$")  # the |---|:--:| line under a header
+_ANY_RULE = re.compile(r"^[|: -]*-[|: -]*$")  # |-|:-:| is a rule too, though not shrunk
+_CELL_BORDER = re.compile(r"(?<!\\)\|")  # a | not escaped as \|
 _FRONT_MATTER_END = re.compile(r"^(?:---|\.\.\.)[ \t]*$")
 
 
@@ -127,7 +131,8 @@ class _Scanner:
             if self.kind == "list":
                 self.builder.add(_clean_list(text), "list")
             elif self.kind == "table":
-                self.builder.add(_clean_table(text), "table")
+                table = _clean_table(text)
+                self.builder.add(table, "table", table=_cells(table))
             else:
                 self.builder.add(clean_lines(text), self.kind)
         self.buf, self.kind = [], None
@@ -147,3 +152,29 @@ def _clean_table(text: str) -> str:
     """Spaces collapse; the header rule shrinks ("|------|" to "|---|"): dashes cost tokens."""
     lines = clean_lines(text).split("\n")
     return "\n".join(re.sub("-{3,}", "---", ln) if _TABLE_RULE.match(ln) else ln for ln in lines)
+
+
+def _cells(text: str) -> Table | None:
+    """The cells of a cleaned table block; None if no line holds any."""
+    lines = text.split("\n")
+    rows: list[tuple[str, ...]] = []
+    numbers: list[int] = []
+    for number, line in enumerate(lines):
+        if _ANY_RULE.match(line):
+            continue
+        cells = _row_cells(line)
+        if any(cells):
+            rows.append(cells)
+            numbers.append(number)
+    if not rows:
+        return None
+    header = numbers[0] == 0 and len(lines) > 1 and bool(_ANY_RULE.match(lines[1]))
+    return Table(tuple(rows), tuple(numbers), header=header)
+
+
+def _row_cells(line: str) -> tuple[str, ...]:
+    """``| a | b \\| c |`` -> ``("a", "b | c")``."""
+    line = line.strip()
+    line = line[1:] if line.startswith("|") else line
+    line = line[:-1] if line.endswith("|") and not line.endswith("\\|") else line
+    return tuple(cell.strip().replace("\\|", "|") for cell in _CELL_BORDER.split(line))

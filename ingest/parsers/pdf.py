@@ -10,8 +10,10 @@ PyMuPDF reads more PDFs but is AGPL, so it must not be used here.
   a warning, so one bad page does not cost the document.
 - A PDF with no text layer at all (a scan) raises ParseError: OCR is not supported.
 
-Paragraphs, headings, lists and running headers/footers come from the line geometry, see
-:mod:`ingest.parsers._pdf_layout`. The title is the metadata title, else the file name.
+Paragraphs, headings, lists, tables and running headers/footers come from the line geometry,
+see :mod:`ingest.parsers._pdf_layout` (and :mod:`ingest.parsers._pdf_tables` for which tables
+are found and which are not); a table's first row is taken as its header. The title is the
+metadata title, else the file name.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pypdf.generic import IndirectObject
 from ingest.parsers import _pdf_layout as layout
 from ingest.parsers._common import BlockBuilder, title_or_stem
 from ingest.parsers.errors import ParseError
-from ingest.types import ParsedDocument
+from ingest.types import ParsedDocument, Table
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +139,11 @@ def _blocks(pages: list[list[layout.Paragraph]]) -> BlockBuilder:
             if items:
                 builder.add("\n".join(items), "list", page=number)
                 items = []
-            if layout.is_heading(para, levels):
+            if para.rows is not None:
+                lines = tuple(range(len(para.rows)))
+                table = Table(para.rows, lines, header=len(para.rows) > 1)
+                builder.add(para.text, "table", page=number, table=table)
+            elif layout.is_heading(para, levels):
                 builder.heading(para.text, levels[para.size], page=number)
             else:
                 builder.add(para.text, page=number)

@@ -21,7 +21,7 @@ from config.settings import Settings
 
 class EmptyBackend:
     """A backend without models or documents, for tests of what happens before a route runs
-    (keys, limits, connections): ready, with no collections; ``answers`` is absent."""
+    (keys, limits, connections): ready, with no collections; ``answers`` and ``asks`` are absent."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -29,6 +29,10 @@ class EmptyBackend:
 
     @property
     def answers(self) -> Any:
+        raise RuntimeError("no generator in this test")
+
+    @property
+    def asks(self) -> Any:
         raise RuntimeError("no generator in this test")
 
     def collections(self) -> list[str]:

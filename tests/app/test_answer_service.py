@@ -11,6 +11,7 @@ import pytest
 from app.answering import AnswerConfig, AnswerService
 from app.generation.fake import FakeGenerator
 from app.generation.transformers_generator import TransformersGenerator
+from app.schemas import citation_out
 from config.settings import Settings
 from modelstore.cache import ModelCache
 from modelstore.catalog import MODELS
@@ -47,7 +48,7 @@ def test_cited_answer_maps_markers_to_the_prompt_passages(services: Services) ->
     assert "[9]" not in answer.answer  # a marker pointing nowhere is dropped
     assert [c.n for c in answer.citations] == [1]
     assert answer.citations[0].chunk_id == plan.prompt.passages[0].chunk.id
-    assert answer.citations[0].page == 2
+    assert answer.citations[0].hit.chunk.page == 2
     assert not answer.declined and not answer.degraded and answer.confidence > 0.5
 
 
@@ -55,7 +56,7 @@ def test_uncited_answer_gets_citations_by_overlap(services: Services) -> None:
     service = _service(FakeGenerator(["API keys rotate every 30 days."]))
     plan = service.plan(services.retriever("docs"), QUESTION, 5, None)
     answer = service.finish(plan, service.generate(plan))
-    assert answer.citations and "30 days" in answer.citations[0].snippet
+    assert answer.citations and "30 days" in citation_out(answer.citations[0]).snippet
 
 
 def test_model_decline_is_a_decline(services: Services) -> None:
@@ -114,3 +115,26 @@ def test_quantized_generators_answer_on_cpu(
     answer = service.finish(plan, service.generate(plan))
     assert answer.answer and not answer.degraded
     assert answer.completion_tokens > 0 and generator.quantization == quantization
+
+
+def test_unsupported_passages_are_declined_before_generating(services: Services) -> None:
+    """The answerability check: a low P(yes) declines, and the generator writes nothing."""
+    fake = FakeGenerator(["API keys rotate every 30 days [1]."], judge=lambda _: 0.1)
+    service = _service(fake, answerable_floor=0.3)
+    plan = service.plan(services.retriever("docs"), QUESTION, 5, None)
+    p = service.answerable(plan)
+    assert p == 0.1 and "answerable" in plan.timings_ms
+    asked = fake.judged[-1][-1]["content"]
+    assert asked.endswith("Do the passages contain the answer to this question? Answer yes or no.")
+    assert f"Question: {QUESTION}" in asked and "[1]" in asked  # the answer prompt's passages
+    answer = service.finish(plan, None, answerable=p)
+    assert answer.declined and answer.answerable == 0.1 and fake.calls == []
+
+
+def test_supported_passages_are_answered_and_carry_the_check(services: Services) -> None:
+    fake = FakeGenerator(["API keys rotate every 30 days [1]."], judge=lambda _: 0.9)
+    service = _service(fake, answerable_floor=0.3)
+    plan = service.plan(services.retriever("docs"), QUESTION, 5, None)
+    p = service.answerable(plan)
+    answer = service.finish(plan, service.generate(plan), answerable=p)
+    assert not answer.declined and answer.answerable == 0.9 and "30 days" in answer.answer

@@ -58,7 +58,7 @@ def test_retrieve_returns_passages_with_provenance(client: TestClient) -> None:
     body = r.json()
     top = body["passages"][0]
     assert top["source"] == "security-policy.pdf" and top["page"] == 2
-    assert "30 days" in top["text"] and "rrf" in top["scores"]
+    assert "30 days" in top["text"] and "convex" in top["scores"]
     assert set(body["timings_ms"]) == {"embed", "retrieve", "rerank"}
     only = client.post(
         "/v1/retrieve",

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,15 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.answering import AnswerService
 from app.generation.fake import FakeGenerator
-from app.generation.protocol import Generation, Messages, OnToken
+from app.generation.protocol import Generation
 from app.main import create_app
 from config.settings import Settings
 from modelstore.cache import ModelCache
 from tests.app.live import serving
 from tests.conftest import TEST_MODELS_DIR
-from wiring.compose import Services, answer_config
+from wiring.compose import Services
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 QUESTION = "How often do API keys rotate?"
@@ -31,26 +29,11 @@ SLOW_REPLY = " ".join(f"word{i}" for i in range(PIECES))
 
 
 class RecordingGenerator(FakeGenerator):
-    """A slow fake that keeps every finished generation, and when it ended."""
+    """A slow fake whose reply a test may change (``finished`` keeps every generation)."""
 
     def __init__(self) -> None:
         self.reply = SLOW_REPLY
         super().__init__(lambda _: self.reply, seconds_per_token=0.02)
-        self.finished: list[tuple[Generation, float]] = []
-        self.started = threading.Event()
-
-    def generate(
-        self,
-        messages: Messages,
-        max_new_tokens: int,
-        deadline: float | None = None,
-        on_token: OnToken | None = None,
-        cancel: threading.Event | None = None,
-    ) -> Generation:
-        self.started.set()
-        result = super().generate(messages, max_new_tokens, deadline, on_token, cancel)
-        self.finished.append((result, time.monotonic()))
-        return result
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +53,7 @@ def served(
     generator = RecordingGenerator()
 
     def backend(s: Settings) -> Services:
-        services = Services.build(s)
-        services._answers = AnswerService(generator, services.embedder.model_id, answer_config(s))
+        services = Services.build_for_serving(s, generator=generator)
         services.ingestor("docs").ingest([EXAMPLES / "orbit-runbook.md"])
         return services
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import pytest
 
@@ -15,6 +16,7 @@ from app.answer.prompt import (
     is_decline,
     question_language,
 )
+from index.types import Hit
 from tests.app.conftest import GOLDEN_DIR, make_hit
 
 HITS = [
@@ -32,6 +34,16 @@ def render_golden(messages: list[dict[str, str]]) -> str:
     return "".join(f"=== {m['role']}\n{m['content']}\n" for m in messages)
 
 
+def assert_matches_golden(name: str, messages: list[dict[str, str]]) -> None:
+    """Regenerate with DOCQA_UPDATE_GOLDEN=1 after an intended change (a wording change also
+    bumps the prompt's version)."""
+    rendered = render_golden(messages)
+    golden = GOLDEN_DIR / name
+    if os.environ.get("DOCQA_UPDATE_GOLDEN") == "1":
+        golden.write_text(rendered, encoding="utf-8")
+    assert rendered == golden.read_text(encoding="utf-8")
+
+
 @pytest.mark.parametrize(
     ("name", "question"),
     [
@@ -42,11 +54,7 @@ def render_golden(messages: list[dict[str, str]]) -> str:
 def test_prompt_matches_golden_file(name: str, question: str) -> None:
     """Regenerate with DOCQA_UPDATE_GOLDEN=1 after an intended wording change (and bump version)."""
     built = build_messages(question, HITS, words, budget_tokens=10_000)
-    rendered = render_golden(built.messages)
-    golden = GOLDEN_DIR / name
-    if os.environ.get("DOCQA_UPDATE_GOLDEN") == "1":
-        golden.write_text(rendered, encoding="utf-8")
-    assert rendered == golden.read_text(encoding="utf-8")
+    assert_matches_golden(name, built.messages)
     assert built.passages == HITS and built.dropped == 0
 
 
@@ -161,3 +169,56 @@ def test_declines_are_recognised(text: str) -> None:
 )
 def test_answers_are_not_declines(text: str) -> None:
     assert not is_decline(text)
+
+
+def _table_hit(n: int, text: str, rendered: str, title: str) -> Hit:
+    """A table chunk as the chunker makes it: lines 2 and 3 of ``rendered`` are rows."""
+    hit = make_hit(n, text, title=title)
+    return Hit(replace(hit.chunk, rendered=rendered, row_lines=((2, 4),)), hit.score, hit.scores)
+
+
+RUNBOOK_TABLE = _table_hit(
+    1,
+    "| Component | Owner | Port |\n|---|---|---|\n| orbit-api | Priya Raman | 8443 |\n"
+    "| orbit-scheduler | Daniel Ferreira | 8450 |",
+    "Orbit Runbook > Components and owners\nComponent | Owner | Port\n"
+    "orbit-api: Owner Priya Raman; Port 8443\norbit-scheduler: Owner Daniel Ferreira; Port 8450",
+    "Orbit Runbook",
+)
+ONBOARDING_TABLE = _table_hit(
+    1,
+    "系统 | 负责人 | 申请方式\nGrafana 监控 | 王强 | 首次登录时自动开通只读权限\n"
+    "VPN | 陈静 | 联系 IT 服务台",
+    "入职指南 > 系统权限\n系统 | 负责人 | 申请方式\n"
+    "Grafana 监控: 负责人 王强; 申请方式 首次登录时自动开通只读权限\n"
+    "VPN: 负责人 陈静; 申请方式 联系 IT 服务台",
+    "入职指南",
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "question", "table"),
+    [
+        ("prompt_v2_table_en.txt", "Who owns the orbit-scheduler component?", RUNBOOK_TABLE),
+        ("prompt_v2_table_zh.txt", "VPN 权限找谁申请？", ONBOARDING_TABLE),
+    ],
+)
+def test_a_table_passage_is_its_rows_rendered(name: str, question: str, table: Hit) -> None:
+    """The model reads a table chunk's rows with their column names (``index_text``), never the
+    raw row it misread, the row the question names first; citations keep the chunk's own text.
+    Golden, like the prompt itself."""
+    hits = [table, *HITS[1:2]]
+    built = build_messages(question, hits, words, budget_tokens=10_000)
+    assert_matches_golden(name, built.messages)
+    user = built.messages[1]["content"]
+    path, header, first, second = (table.chunk.rendered or "").split("\n")
+    assert f"[1] {prompt.source_label(table)}\n{path}\n{header}\n{second}\n{first}\n\n[2]" in user
+    assert table.chunk.text.split("\n")[-1] not in user
+    assert built.passages == hits
+
+
+def test_a_table_passage_too_long_for_the_budget_is_cut_from_its_rendered_rows() -> None:
+    built = build_messages("Who owns orbit-api?", [RUNBOOK_TABLE], words, budget_tokens=150)
+    user = built.messages[1]["content"]  # the whole passage needs 158 words
+    assert built.truncated and "orbit-api: Owner Priya" in user and "…" in user
+    assert "|---|" not in user and "Daniel Ferreira" not in user  # the question named no row

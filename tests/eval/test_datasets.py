@@ -135,3 +135,32 @@ def test_format_and_path_errors(tmp_path: Path) -> None:
         load_dataset(DATA / "hotpot_tiny" / "hotpot_tiny.json", "squad")
     with pytest.raises(DatasetError, match="no qrels"):
         load_dataset(DATA / "hotpot_tiny", "beir")
+
+
+def test_jsonl_follow_ups_carry_their_history(tmp_path: Path) -> None:
+    ds = load_dataset(REPO / "tests" / "data" / "conversations.jsonl", "jsonl")
+    assert len(ds.questions) == 14 and all(len(q.history) == 2 for q in ds.questions)
+    first = ds.questions[0]
+    assert first.history[0] == {"role": "user", "content": "What port does orbit-agent use?"}
+    assert first.history[1]["role"] == "assistant"
+    assert any(q.id == "cv12" and q.text == "那 VPN 呢？" for q in ds.questions)
+
+
+@pytest.mark.parametrize(
+    "history",
+    [
+        "not a list",
+        [{"role": "assistant", "content": "an assistant first"}],
+        [{"role": "user", "content": "q"}, {"role": "user", "content": "two users"}],
+        [{"role": "user", "content": ""}],
+    ],
+)
+def test_jsonl_bad_history_is_an_error_naming_the_line(tmp_path: Path, history: object) -> None:
+    lines = [
+        {"type": "doc", "id": "a", "text": "alpha"},
+        {"type": "question", "id": "q", "question": "and?", "history": history},
+    ]
+    path = tmp_path / "c.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in lines), encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"c\.jsonl:2: .*history"):
+        load_dataset(path, "jsonl")

@@ -20,6 +20,7 @@ from eval.metrics import (
     mean,
     mrr_at,
     ndcg_at,
+    nearest_rank_percentile,
     percentile,
     squad_em,
     squad_f1,
@@ -109,6 +110,12 @@ def test_language_detection_is_per_question() -> None:
     assert not is_chinese("How often do API keys rotate?")
 
 
+def test_a_question_quoting_a_chinese_term_is_scored_as_english() -> None:
+    """The service answers it in English (`text.language`), so it is scored with SQuAD."""
+    assert not is_chinese("What does 部署 mean?")
+    assert is_chinese("谁负责 Grafana 监控的权限？")
+
+
 # ---------------------------------------------------------------------------------- retrieval
 def test_dedupe_keeps_each_document_at_its_first_rank() -> None:
     assert dedupe(["a", "b", "a", None, "c", "b"]) == ["a", "b", "c"]
@@ -136,6 +143,18 @@ def test_ndcg_with_graded_labels_by_hand() -> None:
     assert ndcg_at(["a"], {}) == 0.0
 
 
+def test_ndcg_ideal_is_the_judged_relevant_documents_truncated_at_k() -> None:
+    # 12 relevant documents, k = 10: the ideal list is the 10 best grades, so a perfect top 10
+    # scores 1 although two relevant documents are left out of it
+    relevance = {f"d{i}": 1 for i in range(12)}
+    assert ndcg_at([f"d{i}" for i in range(10)], relevance, k=10) == pytest.approx(1.0)
+    # grades are sorted before truncation: a=3 heads the ideal list wherever it stands in the map
+    # DCG  = 1/log2(2) = 1; IDCG@1 = 3/log2(2) = 3
+    assert ndcg_at(["b"], {"b": 1, "a": 3}, k=1) == pytest.approx(1 / 3)
+    # a judged non-relevant document (grade 0) adds nothing to the ideal list
+    assert ndcg_at(["a"], {"a": 1, "z": 0}) == pytest.approx(1.0)
+
+
 def test_citation_precision() -> None:
     # 4 citations, 2 from gold document a (None: a chunk of no known document)
     assert citation_precision(["a", "b", "a", None], {"a"}) == 0.5
@@ -159,6 +178,17 @@ def test_percentile_interpolates_like_numpy() -> None:
     assert percentile([40, 10, 30, 20], 95) == pytest.approx(38.5)
     assert percentile([7.0], 95) == 7.0
     assert percentile([], 50) is None
+
+
+def test_nearest_rank_percentile_is_always_one_of_the_values() -> None:
+    # n = 4: p50 is rank ceil(2.0) = 2 -> 20; p95 rank ceil(3.8) = 4 -> 40; p0 rank 1 -> 10
+    assert nearest_rank_percentile([40, 10, 30, 20], 50) == 20
+    assert nearest_rank_percentile([40, 10, 30, 20], 95) == 40
+    assert nearest_rank_percentile([40, 10, 30, 20], 0) == 10
+    # n = 20: p95 is rank 19, the second largest
+    assert nearest_rank_percentile([float(v) for v in range(1, 21)], 95) == 19.0
+    assert nearest_rank_percentile([7.0], 95) == 7.0
+    assert nearest_rank_percentile([], 50) is None
 
 
 def test_mean_skips_missing_values() -> None:

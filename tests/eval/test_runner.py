@@ -114,3 +114,23 @@ def test_documents_given_by_path_go_through_their_parsers(
     lines = _lines(result.run.path)
     assert all(set(r["retrieved"]) <= docs for r in lines)  # type: ignore[arg-type]
     assert result.metrics["metrics"]["hit@1"] >= 0.5
+
+
+def test_a_conversation_set_measures_rewrite_and_retrieval(
+    settings: Settings, test_models: ModelCache
+) -> None:
+    """Each follow-up goes through /v1/ask's flow with its history: the rewritten question is
+    recorded and is what the ranking comes from (SmolLM2's rewrites are weak: the test checks
+    the path, the quality is measured with the default profile in docs/EVALUATION.md)."""
+    small = settings.model_copy(update={"answer_max_tokens": 8})
+    spec = RunSpec(dataset=DATA / "conversations.jsonl", format="jsonl", limit=3, seed=1)
+    result = run_evaluation(small, spec, progress=False)
+    lines = _lines(result.run.path)
+    assert len(lines) == 3
+    for line in lines:
+        history = line["history"]
+        assert isinstance(history, list) and history[0]["role"] == "user"  # type: ignore[index]
+        query = line["query"]
+        assert isinstance(query, str) and query and query != line["question"]
+        assert "\n" not in query  # one standalone question, never turns joined
+    assert result.metrics["metrics"]["hit@5"] is not None

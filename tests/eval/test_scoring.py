@@ -122,3 +122,26 @@ def test_aggregate_by_hand() -> None:
     counts = result["counts"]
     assert counts["questions"] == 4 and counts["unanswerable"] == 2 and counts["excluded"] == 2
     assert result["calibration"]["threshold"]["value"] == 0.9
+
+
+def test_a_long_right_answer_is_correct_and_a_wrong_number_is_not() -> None:
+    """Correctness for calibration is gold-token recall: F1 against the short span would call
+    the first answer wrong (F1 0.4) and cannot tell the second apart by much."""
+    long_right = _obs(
+        "According to the security policy, API keys are rotated automatically every 30 days, "
+        "and the old key stays valid for a day [1].",
+        ["d1"],
+    )
+    m = record(_sel("q", ("every 30 days",), {"d1": 1}), long_right, graded=False)["metrics"]
+    assert m["f1"] < 0.5 and m["recall"] == 1.0 and m["correct"] is True
+    wrong = _obs("API keys rotate every 60 days [1].", ["d1"])
+    m = record(_sel("q", ("every 30 days",), {"d1": 1}), wrong, graded=False)["metrics"]
+    assert m["recall"] == pytest.approx(2 / 3) and m["correct"] is False
+
+
+def test_chinese_recall_counts_characters() -> None:
+    sel = Selected(Question("z", "部署日志保留多久？", ("90 天",), {"d": 1}), True)
+    right = record(sel, _obs("部署日志的数据保留期为 90 天 [1]。", ["d"]), graded=False)
+    assert right["metrics"]["recall"] == 1.0 and right["metrics"]["correct"] is True
+    wrong = record(sel, _obs("保留 30 天 [1]。", ["d"]), graded=False)
+    assert wrong["metrics"]["correct"] is False

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from eval.selection import sample, select
+from eval.selection import draw, sample, select
 from eval.types import Question
 
 
@@ -21,6 +23,18 @@ def test_sample_is_seeded_and_keeps_file_order() -> None:
     assert len(a) == 10
     assert sample(questions, None, 0) == questions
     assert sample(questions, 500, 0) == questions
+
+
+def test_draw_gives_the_sample_in_the_order_drawn() -> None:
+    questions = [_q(str(i), "d") for i in range(50)]
+    drawn = draw(questions, 10, seed=7)
+    assert sorted(drawn, key=lambda q: int(q.id)) == sample(questions, 10, seed=7)
+    assert drawn == random.Random(7).sample(questions, 10)  # what the benchmarks always drew
+    assert [int(q.id) for q in drawn] != sorted(int(q.id) for q in drawn)
+    assert draw(questions, 10, seed=7) == drawn
+    everything = draw(questions, None, 0)
+    assert sorted(everything, key=lambda q: int(q.id)) == questions
+    assert draw(questions, 500, 0) == everything
 
 
 def test_no_fraction_removes_nothing() -> None:

@@ -133,7 +133,7 @@ class Backend:
             close_client(client)
 
 
-@pytest.fixture(params=["embedded", "server"])
+@pytest.fixture(params=["embedded", pytest.param("server", marks=pytest.mark.slow)])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "embedded":
         chosen = Backend("embedded", tmp_path / "chroma", None)

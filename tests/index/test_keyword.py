@@ -345,3 +345,25 @@ def test_one_writer_and_several_readers_share_an_instance(index: SqliteBM25Index
         t.join()
     assert not errors
     assert index.count() == 51
+
+
+def test_a_table_chunk_is_found_by_its_rendered_rows_and_returns_its_own_text(
+    tmp_path: Path,
+) -> None:
+    """Terms come from ``index_text`` (the rows with their column names); the hit carries the
+    document's text for citing and the rendering, also after a re-tokenizing rebuild."""
+    text = "| orbit-scheduler | Daniel Ferreira |\n| Grafana 监控 | 王强 |"
+    rendered = "Owners\norbit-scheduler: Owner Daniel Ferreira\nGrafana 监控: 负责人 王强"
+    path = tmp_path / "kw.sqlite3"
+    with SqliteBM25Index(path, "main") as idx:
+        table = make_chunk(text, rendered=rendered, row_lines=((1, 3),))
+        idx.upsert([table, make_chunk("other owner notes", index=1)])
+        for query in ("Owner Daniel Ferreira", "负责人"):
+            [hit] = idx.search(query, k=1)
+            assert hit.chunk == table and hit.chunk.text == text
+        assert "负责人" not in text and "owner" not in text.lower()  # only the rendering has them
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM kw_postings")
+        db.execute("UPDATE kw_collections SET tokenizer = 'old', total_len = 0")
+    with SqliteBM25Index(path, "main") as idx:
+        assert [h.chunk.rendered for h in idx.search("负责人", k=1)] == [rendered]

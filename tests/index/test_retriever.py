@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from app.errors import OverloadedError
 from config.settings import Settings
+from index.fusion import reciprocal_rank_fusion
 from index.reranker import LLMReranker
-from index.retriever import reciprocal_rank_fusion
 from index.types import Chunk, Hit
 from modelstore.cache import ModelCache
 from wiring.compose import Services
@@ -74,7 +76,7 @@ def test_hybrid_hits_carry_each_stage_score_and_timings(indexed: Services) -> No
     result = indexed.retriever("docs").retrieve("How often do API keys rotate?", k=3)
     top = result.hits[0]
     assert top.chunk.page == 2 and "30 days" in top.chunk.text
-    assert {"rrf"} <= set(top.scores) and ({"dense", "keyword"} & set(top.scores))
+    assert {"convex"} <= set(top.scores) and ({"dense", "keyword"} & set(top.scores))
     assert set(result.timings_ms) == {"embed", "retrieve", "rerank"}
 
 
@@ -99,21 +101,44 @@ def test_filters_restrict_by_source_and_doc_id(indexed: Services) -> None:
     assert hits and all(h.chunk.doc_id == doc_id for h in hits)
 
 
-def test_llm_reranker_scores_pairs_and_reorders(indexed: Services) -> None:
-    from modelstore.profiles import models_for
-    from wiring.compose import model_path
+@pytest.mark.usefixtures("test_models")  # prepares the real models, and marks the test slow
+def test_the_reranker_shares_the_generator_and_its_queue(tmp_path: Path) -> None:
+    """Built with the services (not on a first request), scoring with the loaded generator's
+    weights (no second copy), through the generation queue: a full queue refuses it."""
+    from tests.conftest import TEST_MODELS_DIR
 
-    settings = indexed.settings
-    reranker = LLMReranker(model_path(settings, models_for(settings).generator), device="cpu")
-    passages = [
-        "The cafeteria serves soup on Mondays.",
-        "API keys rotate every 30 days and are stored in the vault.",
-    ]
-    scores = reranker.score("How often do API keys rotate?", passages)
-    assert len(scores) == 2 and all(0.0 <= s <= 1.0 for s in scores)
-    hits = [Hit(_chunk(str(i)), 0.0) for i in range(2)]
-    for hit, text in zip(hits, passages, strict=True):
-        object.__setattr__(hit.chunk, "text", text)
-    reranked = reranker.rerank("How often do API keys rotate?", hits, top_k=2)
-    assert all("rerank" in h.scores for h in reranked)
-    assert [h.score for h in reranked] == sorted((h.score for h in reranked), reverse=True)
+    services = Services.build_for_serving(
+        Settings(
+            data_dir=tmp_path / "data",
+            models_dir=TEST_MODELS_DIR,
+            profile="test",
+            rerank=True,
+            queue_size=1,
+        )
+    )
+    try:
+        services.ingestor("docs").ingest([REPO / "examples" / "security-policy.pdf"])
+        retriever = services.retriever("docs")
+        assert isinstance(retriever.reranker, LLMReranker)
+        assert retriever.reranker.judge is services.answers.generator
+        hits = retriever.retrieve("How often do API keys rotate?", k=3).hits
+        assert all("rerank" in h.scores for h in hits)
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        # The scores are the generator's own answers (SmolLM2-135M is no judge of quality: the
+        # reranker's gain is measured with the 0.5B model, in docs/BENCHMARKS.md).
+        top = hits[0]
+        asked = retriever.reranker.messages("How often do API keys rotate?", top.chunk.text)
+        again = services.answers.generator.yes_probability([asked])[0]
+        assert top.scores["rerank"] == pytest.approx(again, abs=2e-3)
+
+        release = threading.Event()
+        busy = services.asks.queue.submit(release.wait)  # the one slot, taken
+        try:
+            with pytest.raises(OverloadedError):
+                retriever.retrieve("How often do API keys rotate?", k=3)
+        finally:
+            release.set()
+            busy.result(timeout=10)
+        assert retriever.retrieve("How often do API keys rotate?", k=3).hits
+    finally:
+        services.close()

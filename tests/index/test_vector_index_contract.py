@@ -16,7 +16,13 @@ import pytest
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 
-from index.chroma_store import ChromaVectorIndex, close_client, list_collections, make_client
+from index.chroma_store import (
+    ChromaVectorIndex,
+    close_client,
+    delete_collection,
+    list_collections,
+    make_client,
+)
 from index.errors import (
     CollectionNotFoundError,
     EmbedderMismatchError,
@@ -26,6 +32,7 @@ from index.errors import (
 from index.protocols import VectorIndex, Vectors
 from index.types import Chunk, chunk_id, document_id
 from tests.index.conftest import Backend, IndexFactory, free_port, running_chroma_server
+from tests.index.memory_index import MemoryVectorIndex
 
 DIM = 8
 
@@ -84,9 +91,49 @@ def three(index: ChromaVectorIndex) -> list[Chunk]:
     return chunks
 
 
+def check_vector_index_contract(index: VectorIndex) -> None:
+    """What every VectorIndex does, through the protocol only: empty at first; upsert, then
+    search gives the nearest first by cosine; an upsert of a known id replaces; delete removes
+    (unknown ids ignored); count, ids and get follow."""
+    assert index.count() == 0 and index.ids() == set() and index.search(vec(1), k=3) == []
+    east, north_east, north = (
+        chunk("east", "maps/a.md", 0, page=3, heading_path=("Maps", "East")),
+        chunk("north-east", "maps/a.md", 1),
+        chunk("north", "maps/b.md", 0),
+    )
+    index.upsert([east, north_east, north], stack(vec(1), vec(1, 1), vec(0, 1)))
+    assert index.count() == 3 and index.ids() == {east.id, north_east.id, north.id}
+    # vec(1, 2) is (1, 2)/sqrt(5): cosine 3/sqrt(10) = 0.949 with north-east, 2/sqrt(5) = 0.894
+    # with north, 1/sqrt(5) = 0.447 with east.
+    hits = index.search(vec(1, 2), k=2)
+    assert texts(hits) == ["north-east", "north"]
+    assert [h.score for h in hits] == pytest.approx([3 / math.sqrt(10), 2 / math.sqrt(5)], abs=1e-5)
+    assert hits[0].chunk == north_east
+    assert texts(index.search(vec(1), k=1)) == ["east"]
+    assert index.get([north.id, "no-such-id", east.id]) == [north, east]  # provenance kept
+    assert texts(index.search(vec(1), k=3, filters={"source": "maps/b.md"})) == ["north"]
+    assert index.ids({"doc_id": [east.doc_id]}) == {east.id, north_east.id}
+
+    revised = Chunk(**{**north.__dict__, "text": "north, revised"})
+    index.upsert([revised], stack(vec(0, 0, 1)))  # the same id, a new text and vector
+    assert index.count() == 3 and index.get([north.id]) == [revised]
+    assert texts(index.search(vec(0, 0, 1), k=1)) == ["north, revised"]
+    assert texts(index.search(vec(0, 1), k=1)) == ["north-east"]  # the old vector is gone
+
+    index.delete([east.id, "no-such-id"])
+    assert index.count() == 2 and index.ids() == {north_east.id, north.id}
+    assert texts(index.search(vec(1), k=3)) == ["north-east", "north, revised"]
+    assert index.get([east.id]) == []
+    index.delete([north_east.id, north.id])
+    assert index.count() == 0 and index.search(vec(1), k=3) == []
+
+
 def test_it_is_a_vector_index(index: ChromaVectorIndex) -> None:
-    as_protocol: VectorIndex = index
-    assert as_protocol.count() == 0
+    check_vector_index_contract(index)
+
+
+def test_the_in_memory_fake_is_a_vector_index() -> None:
+    check_vector_index_contract(MemoryVectorIndex(DIM))
 
 
 def test_search_returns_the_nearest_first_scored_by_cosine(
@@ -272,10 +319,10 @@ def test_a_batch_over_chromas_real_limit_is_split(index: ChromaVectorIndex) -> N
     assert index.count() == 0
 
 
-def test_drop_removes_the_collection(index: ChromaVectorIndex, client: ClientAPI) -> None:
+def test_delete_collection_removes_it(index: ChromaVectorIndex, client: ClientAPI) -> None:
     index.upsert([chunk("x")], stack(vec(1)))
     assert index.name in list_collections(client)
-    index.drop()
+    assert delete_collection(client, index.name)
     assert index.name not in list_collections(client)
     with pytest.raises(CollectionNotFoundError):
         index.count()
@@ -288,6 +335,7 @@ def test_an_unreachable_server_is_reported_with_its_url() -> None:
     assert raised.value.status_code == 503
 
 
+@pytest.mark.slow  # starts and stops its own `chroma run`
 def test_a_server_that_goes_away_is_reported(tmp_path: Path) -> None:
     with running_chroma_server(tmp_path) as (url, process):
         client = make_client(None, url)
@@ -303,3 +351,16 @@ def test_a_server_that_goes_away_is_reported(tmp_path: Path) -> None:
 def test_a_malformed_server_url_is_refused() -> None:
     with pytest.raises(ValueError, match="http://host:port"):
         make_client(None, "127.0.0.1:8001")
+
+
+def test_a_rendered_text_travels_with_its_chunk(index: ChromaVectorIndex) -> None:
+    """A table chunk's rendering (what its vector was made from) comes back with it; the stored
+    document stays the chunk's own text, which citations show."""
+    rendering = {"rendered": "Owners\norbit-api: Owner Priya", "row_lines": ((1, 2),)}
+    table = Chunk(**{**chunk("| orbit-api | Priya Raman |").__dict__, **rendering})
+    plain = chunk("plain prose", index=1)
+    index.upsert([table, plain], stack(vec(1), vec(0, 1)))
+    assert index.get([table.id, plain.id]) == [table, plain]
+    [hit] = index.search(vec(1), k=1)
+    assert hit.chunk == table and hit.chunk.text == "| orbit-api | Priya Raman |"
+    assert hit.chunk.row_lines == ((1, 2),) and plain.rendered is None

@@ -168,25 +168,33 @@ def with_document_xml(xml: bytes, *, extra: dict[str, bytes] | None = None) -> b
 def pdf(size: int) -> bytes:
     """A text PDF: pages of 50 lines in Helvetica, each page's content deflated."""
     t = _Text(5)
+    streams: list[bytes] = []
+    total = 0
+    while total < size:
+        lines = [f"BT /F1 11 Tf 72 {760 - 14 * k} Td ({t.sentence(9)}) Tj ET" for k in range(50)]
+        streams.append(zlib.compress("\n".join(lines).encode()))
+        total += len(streams[-1]) + 200
+    return pdf_pages(streams, deflated=True)
+
+
+def pdf_pages(contents: list[bytes], *, deflated: bool = False) -> bytes:
+    """A PDF with a page per content stream, Helvetica as font ``/F1``:
+    ``pdf_pages([b"BT /F1 11 Tf 72 720 Td (Hello) Tj ET"])``."""
     objects: dict[int, bytes] = {
         3: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     }
     pages: list[int] = []
-    total, number = 0, 10
-    while total < size:
-        lines = [f"BT /F1 11 Tf 72 {760 - 14 * k} Td ({t.sentence(9)}) Tj ET" for k in range(50)]
-        stream = zlib.compress("\n".join(lines).encode())
+    number = 10
+    for stream in contents:
+        flate = b" /Filter /FlateDecode" if deflated else b""
         objects[number] = (
-            b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream)
-            + stream
-            + b"\nendstream"
+            b"<< /Length %d%s >>\nstream\n" % (len(stream), flate) + stream + b"\nendstream"
         )
         objects[number + 1] = (
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
             b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % number
         )
         pages.append(number + 1)
-        total += len(stream) + 200
         number += 2
     objects[1] = b"<< /Type /Catalog /Pages 2 0 R >>"
     kids = b" ".join(b"%d 0 R" % p for p in pages)

@@ -19,6 +19,8 @@ from ingest.parsers import parse
 from ingest.parsers.errors import ParseError
 from tests.ingest.generated import pdf
 
+pytestmark = pytest.mark.slow  # worker processes, killed and timed out on purpose
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 MB = 1024 * 1024
 LIMITS = ParseLimits(max_bytes=50 * MB, max_inflated=500 * MB, timeout_s=120, memory_bytes=None)

@@ -17,6 +17,8 @@ import pytest
 
 from tests.ingest.generated import GENERATORS, text
 
+pytestmark = pytest.mark.slow  # a child process per parse
+
 LIMIT = 10  # peak memory over the file's size
 SIZES = {".txt": 2_000_000, ".md": 2_000_000, ".html": 2_000_000, ".docx": 2_000_000}
 SIZES[".pdf"] = 600_000  # pypdf reads about 150 KB/s here: keep the test short

@@ -166,3 +166,39 @@ def test_collections_are_isolated(services: Services, corpus: Path) -> None:
     assert services.vectors("alpha").ids().isdisjoint(services.vectors("beta").ids())
     assert {"alpha", "beta"} <= set(services.collections())
     assert os.path.exists(services.settings.data_dir / "manifest.sqlite")
+
+
+def test_table_rows_are_embedded_and_keyword_indexed_rendered(
+    services: Services, corpus: Path
+) -> None:
+    """The runbook's table chunk: its vector is the rendered text's, BM25 finds it by a rendered
+    row, and the stores return the document's own text (its offsets) for citing."""
+    services.ingestor(COLLECTION).ingest([corpus / "orbit-runbook.md"])
+    [hit] = services.keywords(COLLECTION).search("orbit-scheduler Owner Daniel Ferreira", 1)
+    chunk = hit.chunk
+    assert chunk.rendered is not None
+    assert "orbit-scheduler: Owner Daniel Ferreira; Port 8450;" in chunk.rendered
+    assert "| orbit-scheduler | Daniel Ferreira | 8450 |" in chunk.text
+    assert chunk.heading_path == ("Orbit Runbook", "Components and owners")
+    vectors = services.vectors(COLLECTION)
+    assert vectors.get([chunk.id]) == [chunk]
+    [nearest] = vectors.search(services.embedder.embed_documents([chunk.rendered])[0], 1)
+    assert nearest.chunk.id == chunk.id and nearest.score == pytest.approx(1.0, abs=1e-4)
+
+
+def test_a_new_chunker_version_rechunks_unchanged_files_once(
+    services: Services, corpus: Path
+) -> None:
+    first = services.ingestor(COLLECTION).ingest([corpus])
+    old_ids = services.vectors(COLLECTION).ids()
+    ingestor = services.ingestor(COLLECTION)
+    ingestor.chunker.version = "next"  # what a CHUNKER_VERSION bump does to every file
+    again = ingestor.ingest([corpus])
+    assert (again.files_changed, again.files_unchanged) == (5, 0)
+    new_ids = services.vectors(COLLECTION).ids()
+    assert new_ids.isdisjoint(old_ids) and again.chunks_removed == len(old_ids)
+    assert services.keywords(COLLECTION).ids() == new_ids
+    assert {e.chunker for e in services.manifest.entries(COLLECTION)} == {"next"}
+    last = ingestor.ingest([corpus])  # and then the files are unchanged again
+    assert (last.files_unchanged, last.chunks_added) == (5, 0)
+    assert first.chunks_added == again.chunks_added == len(new_ids)

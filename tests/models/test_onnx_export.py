@@ -53,7 +53,7 @@ ModelCache(Path(sys.argv[1])).prepare_onnx(MODELS["all-minilm-l6-v2"], "onnx")
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def exported(tmp_path_factory: pytest.TempPathFactory, real_model_files: None) -> Path:
     """One fp32 export of MiniLM, made by prepare_onnx; tests copy it before changing it."""
     root = tmp_path_factory.mktemp("onnx") / "models"
     assert ModelCache(root).prepare_onnx(MINILM, "onnx") is True
@@ -78,6 +78,7 @@ def test_prepare_exports_once_and_pins_every_file(exported: Path) -> None:
     assert not list(exported.parent.glob(".*tmp-*"))
 
 
+@pytest.mark.slow  # exports the real MiniLM twice, once in a child process it kills
 def test_a_killed_export_leaves_nothing_ready_and_the_next_run_finishes(tmp_path: Path) -> None:
     root = tmp_path / "models"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
@@ -94,6 +95,7 @@ def test_a_killed_export_leaves_nothing_ready_and_the_next_run_finishes(tmp_path
     assert not list(root.glob(".*tmp-*")), "stale work is cleaned up"
 
 
+@pytest.mark.usefixtures("real_model_files")  # the export reads the packaged MiniLM first
 def test_a_failed_export_is_a_clear_error_and_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -147,6 +149,20 @@ def test_an_export_of_another_source_is_not_reused(exported: Path, tmp_path: Pat
     marker.write_text(json.dumps({**info, "source_fingerprint": "0" * 64}))
     status = cache.onnx_status(MINILM, "onnx")
     assert not status.ready and "another or an older model" in status.detail
+
+
+def test_a_source_reached_through_a_symlink_is_the_same_source(
+    exported: Path, tmp_path: Path
+) -> None:
+    """The marker names the source by the path prepare saw; a venv reached through a symlink
+    (a copy of the tree pointing at the same venv) must not force a new export."""
+    cache = _cache_with_copy(exported, tmp_path)
+    marker = tmp_path / "models" / FOLDER / ONNX_MARKER
+    info = json.loads(marker.read_text())
+    link = tmp_path / "linked-source"
+    link.symlink_to(info["source"], target_is_directory=True)
+    marker.write_text(json.dumps({**info, "source": str(link)}))
+    assert cache.onnx_status(MINILM, "onnx").ready
 
 
 def test_the_source_fingerprint_follows_the_files(tmp_path: Path) -> None:

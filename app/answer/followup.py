@@ -1,0 +1,92 @@
+"""Follow-up questions: rewritten into one standalone question for retrieval and the prompt.
+
+The model rewrites the last question with the conversation in view (``prompts/rewrite_v1.md``,
+its rules and examples in the fixed system message, so llama.cpp reuses their KV cache). The
+rewrite is used only when it is one line, one question, in the asker's language, not a copy of an
+earlier turn, and not out of proportion to what was asked. Otherwise (or when the model failed)
+a deterministic fallback stands in, and the reason is logged: the question with the previous
+user question it follows up on, as one line. The fallback is never worse than asking the bare
+follow-up, and its words keep the subject ("it" alone retrieves nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from prompts.template import Messages, PromptTemplate, named
+from text.language import detect_language
+
+log = logging.getLogger(__name__)
+
+HISTORY_TURNS = 6  # the last three exchanges: enough for a pronoun, bounded for the prompt
+_LABEL = re.compile(r"^\s*(standalone question|question|rewritten question|问题)\s*[:：]\s*", re.I)
+_QUOTES = "\"'“”‘’「」『』`"
+
+
+@dataclass(frozen=True)
+class Standalone:
+    query: str
+    source: Literal["model", "fallback"]
+    reason: str = ""  # why the fallback was used
+
+
+def rewrite_messages(
+    history: list[dict[str, str]], question: str, template: PromptTemplate | None = None
+) -> Messages:
+    turns = "\n".join(f"{t['role']}: {_one_line(t['content'])}" for t in history[-HISTORY_TURNS:])
+    return (template or named("rewrite_v1")).render(history=turns, question=question.strip())
+
+
+def standalone(rewritten: str | None, history: list[dict[str, str]], question: str) -> Standalone:
+    """The model's rewrite when it is usable, else the deterministic fallback (logged)."""
+    question = question.strip()
+    previous = next((t["content"].strip() for t in reversed(history) if t["role"] == "user"), "")
+    reason = _unusable(rewritten, history, question, previous)
+    if reason is None:
+        assert rewritten is not None
+        return Standalone(_clean(rewritten), "model")
+    log.warning("follow-up rewrite %s; using the fallback", reason)
+    return Standalone(fallback(question, previous), "fallback", reason)
+
+
+def fallback(question: str, previous: str) -> str:
+    """The follow-up with the question it follows, one line: "<question> (<previous>)"."""
+    previous = _one_line(previous)
+    if not previous or previous == question:
+        return question
+    return f"{question} ({previous})"
+
+
+def _unusable(
+    rewritten: str | None, history: list[dict[str, str]], question: str, previous: str
+) -> str | None:
+    if rewritten is None:
+        return "failed"
+    text = _clean(rewritten)
+    if not text:
+        return "came back empty"
+    if len(text) > 3 * (len(question) + len(previous)) + 50:
+        return f"is out of proportion ({len(text)} characters)"
+    if detect_language(text) != detect_language(question):
+        return "is in another language than the question"
+    earlier = {_key(t["content"]) for t in history}
+    if _key(text) in earlier and _key(text) != _key(question):
+        return "copies an earlier turn"
+    return None
+
+
+def _clean(text: str) -> str:
+    """The first non-empty line, without a "Standalone question:" label or quotes."""
+    line = next((ln for ln in text.strip().splitlines() if ln.strip()), "")
+    return _LABEL.sub("", line).strip().strip(_QUOTES).strip()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _key(text: str) -> str:
+    return re.sub(r"\W+", "", text).lower()
