@@ -1,9 +1,13 @@
 """The answer prompt: numbered passages plus instructions, fitted into a token budget.
 
-The wording lives in one versioned file, ``prompt_v2.md`` (a ``version: N`` header, then a
-``=== system`` and a ``=== user`` section with ``{{placeholders}}``), covered by golden tests.
-Bump its version, and ``PROMPT_VERSION`` follows, whenever the wording changes: answers, evals
-and caches record which prompt produced them.
+The wording lives in one versioned file, ``prompts/answer_v3.md`` (the format of
+``prompts.template``), covered by golden tests. Bump its version, and ``PROMPT_VERSION`` follows,
+whenever the wording changes: answers, evals and caches record which prompt produced them.
+
+Version 3 gives the decline sentence in English whatever the question's language: given the
+Chinese one after a Chinese question, Qwen2.5-1.5B copied it and declined every Chinese question
+(7 of 7 on the samples, tables or not), while with the English one it answers them. The service
+turns any decline into the question's language (``decline_phrase``), so users see no English.
 
 Version 2 keeps the system message free of placeholders: the same text for every question, in
 every language, so llama.cpp reuses its KV cache (the fixed instructions come first and are not
@@ -23,9 +27,7 @@ Note for packaging: a non-editable install must ship ``app/answer/*.md`` as pack
 
 from __future__ import annotations
 
-import functools
 import logging
-import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,24 +36,18 @@ from pathlib import Path
 from app.answer.units import unit_set
 from index.types import Hit
 from ingest.tables import row_key
+from prompts.template import PromptTemplate, named
 from text.language import Language, detect_language
 
 log = logging.getLogger(__name__)
 
-TEMPLATE_PATH = Path(__file__).with_name("prompt_v2.md")
+TEMPLATE = "answer_v3"
 DECLINE_EN = "I don't know based on the provided documents."
 DECLINE_ZH = "根据提供的文档，我无法回答这个问题。"
 LANGUAGE_NAMES = {"en": "English", "zh": "Chinese (简体中文)"}
 TRUNCATION_MARK = " …"
 
 CountTokens = Callable[[str], int]
-
-
-@dataclass(frozen=True)
-class PromptTemplate:
-    version: str
-    system: str
-    user: str
 
 
 @dataclass
@@ -63,14 +59,8 @@ class PromptBuild:
     language: Language = "en"
 
 
-@functools.cache
-def load_template(path: Path = TEMPLATE_PATH) -> PromptTemplate:
-    """Parse a template file: ``version: N``, then ``=== system`` and ``=== user`` sections."""
-    text = path.read_text(encoding="utf-8")
-    match = re.match(r"version:\s*(\S+)\s*\n=== system\n(.*?)\n=== user\n(.*)\Z", text, re.S)
-    if match is None:
-        raise ValueError(f"{path}: expected 'version:', '=== system' and '=== user' sections")
-    return PromptTemplate(match[1], match[2].strip("\n"), match[3].strip("\n"))
+def load_template() -> PromptTemplate:
+    return named(TEMPLATE)
 
 
 PROMPT_VERSION = load_template().version
@@ -134,16 +124,11 @@ def passage_text(hit: Hit, question: str) -> str:
 
 def render(template: PromptTemplate, question: str, blocks: Sequence[str]) -> list[dict[str, str]]:
     language = question_language(question)
-    values = {
-        "language": LANGUAGE_NAMES[language],
-        "decline": decline_phrase(language),
-        "passages": "\n\n".join(blocks) if blocks else "(no passages)",
-        "question": question.strip(),
-    }
-    return [
-        {"role": "system", "content": _fill(template.system, values)},
-        {"role": "user", "content": _fill(template.user, values)},
-    ]
+    return template.render(
+        language=LANGUAGE_NAMES[language],
+        passages="\n\n".join(blocks) if blocks else "(no passages)",
+        question=question.strip(),
+    )
 
 
 def build_messages(
@@ -237,13 +222,6 @@ def _squash(text: str) -> str:
 
 
 _DECLINE_STARTS = tuple(_squash(s) for s in _DECLINE_STARTS_RAW)
-
-
-def _fill(text: str, values: dict[str, str]) -> str:
-    def value(match: re.Match[str]) -> str:
-        return values[match[1]]
-
-    return re.sub(r"\{\{(\w+)\}\}", value, text)
 
 
 def _truncate_to_fit(hit: Hit, passage: str, fits: Callable[[str], bool]) -> str | None:

@@ -47,8 +47,8 @@ def assert_matches_golden(name: str, messages: list[dict[str, str]]) -> None:
 @pytest.mark.parametrize(
     ("name", "question"),
     [
-        ("prompt_v2_en.txt", "How often do API keys rotate?"),
-        ("prompt_v2_zh.txt", "API 密钥多久轮换一次？"),
+        ("prompt_v3_en.txt", "How often do API keys rotate?"),
+        ("prompt_v3_zh.txt", "API 密钥多久轮换一次？"),
     ],
 )
 def test_prompt_matches_golden_file(name: str, question: str) -> None:
@@ -71,10 +71,14 @@ def test_english_question_gets_the_english_decline_phrase() -> None:
     assert "Answer in English" in user
 
 
-def test_chinese_question_gets_the_chinese_decline_phrase() -> None:
+def test_chinese_question_is_answered_in_chinese_but_told_the_english_decline() -> None:
+    """v3: the decline sentence the model may copy is the English one for every language (the
+    1.5B model copied the Chinese one and declined every Chinese question); the service answers
+    the user's decline in the question's language."""
     built = build_messages("部署日志保留多久？", HITS, words, 10_000)
     user = built.messages[1]["content"]
-    assert DECLINE_ZH in user and DECLINE_EN not in user
+    assert DECLINE_EN in user and DECLINE_ZH not in user
+    assert "Answer in Chinese" in user
     assert built.language == "zh"
 
 
@@ -104,8 +108,8 @@ def test_an_injected_passage_stays_data() -> None:
 
 
 def test_prompt_version_is_present() -> None:
-    assert PROMPT_VERSION == "2"
-    assert prompt.TEMPLATE_PATH.read_text(encoding="utf-8").startswith("version: 2\n")
+    assert PROMPT_VERSION == "3"
+    assert prompt.load_template().name == f"answer_v{PROMPT_VERSION}"
 
 
 def test_budget_drops_the_lowest_ranked_passages_first() -> None:
@@ -199,8 +203,8 @@ ONBOARDING_TABLE = _table_hit(
 @pytest.mark.parametrize(
     ("name", "question", "table"),
     [
-        ("prompt_v2_table_en.txt", "Who owns the orbit-scheduler component?", RUNBOOK_TABLE),
-        ("prompt_v2_table_zh.txt", "VPN 权限找谁申请？", ONBOARDING_TABLE),
+        ("prompt_v3_table_en.txt", "Who owns the orbit-scheduler component?", RUNBOOK_TABLE),
+        ("prompt_v3_table_zh.txt", "VPN 权限找谁申请？", ONBOARDING_TABLE),
     ],
 )
 def test_a_table_passage_is_its_rows_rendered(name: str, question: str, table: Hit) -> None:

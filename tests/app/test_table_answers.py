@@ -92,18 +92,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     [
         ("Who owns the orbit-scheduler component?", "Daniel Ferreira", "Priya", "orbit-runbook.md"),
         ("Which port does orbit-scheduler listen on?", "8450", "8443", "orbit-runbook.md"),
-        pytest.param(
-            "谁负责 Grafana 监控的权限？",
-            "王强",
-            "陈静",
-            "onboarding.zh.docx",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="the default model copies the Chinese decline sentence that the v2 prompt "
-                "gives after a Chinese question, and declines every Chinese question, tables or "
-                "not; given the English sentence it answers 王强 [1]",
-            ),
-        ),
+        ("谁负责 Grafana 监控的权限？", "王强", "陈静", "onboarding.zh.docx"),
     ],
     ids=["owner", "port", "zh-owner"],
 )
