@@ -31,6 +31,7 @@ from app.answer.prompt import (
     is_decline,
     question_language,
 )
+from app.answer.script import in_question_script, tokens_in_question_script
 from app.generation.extractive import best_sentence
 from app.generation.protocol import Generation, Generator, Messages, OnToken
 from index.protocols import Filters
@@ -73,7 +74,10 @@ class Plan:
     evidence: float
     prompt: PromptBuild | None  # None when declining without the LLM
     timings_ms: dict[str, float]
-    started: float = field(default_factory=time.perf_counter)  # before retrieval
+    # The request's start (perf_counter): "total" and "first_token" are both measured from it,
+    # so a follow-up's rewrite and the wait for a worker thread count in both, and first_token
+    # can never exceed total.
+    started: float = field(default_factory=time.perf_counter)
 
 
 @dataclass
@@ -119,8 +123,11 @@ class AnswerService:
         top_k: int,
         filters: Filters | None,
         query: str | None = None,
+        started: float | None = None,
     ) -> Plan:
-        started = time.perf_counter()
+        """Retrieve and build the prompt. ``started``: when the request began (perf_counter),
+        the origin of its "total"; now when omitted."""
+        started = time.perf_counter() if started is None else started
         query = query or question
         result = retriever.retrieve(query, k=top_k, filters=filters)
         evidence = retrieval_evidence(result.hits, self.evidence)
@@ -131,6 +138,12 @@ class AnswerService:
             prompt = build_messages(question, result.hits, self.generator.count_tokens, budget)
         timings = {"generate": 0.0, **result.timings_ms}
         return Plan(question, query, result.hits, evidence, prompt, timings, started)
+
+    def unanswerable(self, p_answerable: float | None) -> bool:
+        """Whether the answerability check's P(yes) declines: under ``answerable_floor``. No
+        floor, or no check (it failed or was not run), never declines."""
+        floor = self.config.answerable_floor
+        return p_answerable is not None and floor is not None and p_answerable < floor
 
     def answerable(self, plan: Plan) -> float:
         """P(yes) that the prompt's passages answer the question (run in the generation queue;
@@ -156,13 +169,14 @@ class AnswerService:
         own = time.monotonic() + self.config.generation_timeout_s
         deadline = own if deadline is None else min(deadline, own)
         try:
-            return self.generator.generate(
-                plan.prompt.messages,
-                max_new_tokens=self.config.answer_max_tokens,
-                deadline=deadline,
-                on_token=on_token,
-                cancel=cancel,
-            )
+            with tokens_in_question_script(plan.question, on_token) as each_piece:
+                return self.generator.generate(
+                    plan.prompt.messages,
+                    max_new_tokens=self.config.answer_max_tokens,
+                    deadline=deadline,
+                    on_token=each_piece,
+                    cancel=cancel,
+                )
         finally:
             plan.timings_ms["generate"] = round((time.perf_counter() - started) * 1000.0, 2)
 
@@ -176,6 +190,9 @@ class AnswerService:
     ) -> Answer:
         answer = self._finish(plan, generation, error, answerable)
         answer.answerable = answerable
+        # In the question's script (a traditional question: traditional), whatever produced the
+        # text: the model, the decline phrase or the extractive fallback. Citations keep theirs.
+        answer.answer = in_question_script(plan.question, answer.answer)
         return answer
 
     def _finish(
@@ -193,9 +210,12 @@ class AnswerService:
             timings["first_token"] = plan.timings_ms["first_token"]
         if plan.prompt is None:
             return self._declined(plan, timings)
-        floor = self.config.answerable_floor
-        if answerable is not None and floor is not None and answerable < floor:
-            log.info("declined: P(passages answer) %.3f under %.3f", answerable, floor)
+        if self.unanswerable(answerable):
+            log.info(
+                "declined: P(passages answer) %.3f under %.3f",
+                answerable,
+                self.config.answerable_floor,
+            )
             return self._declined(plan, timings)
         if generation is None or generation.finish_reason == "timeout":
             why = error or "generation timed out"

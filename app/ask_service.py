@@ -121,6 +121,7 @@ class AskService:
             req.top_k,
             filters or None,
             query,
+            started,
         )
         generation, error = None, None
         first_token: list[float] = []
@@ -134,8 +135,7 @@ class AskService:
         answerable = None
         if plan.prompt is not None and answers.config.answerable_floor is not None:
             answerable = await self._answerable(plan, limit)
-        floor = answers.config.answerable_floor
-        if plan.prompt is not None and (answerable is None or floor is None or answerable >= floor):
+        if plan.prompt is not None and not answers.unanswerable(answerable):
             try:
                 generation = await self.in_queue(
                     lambda: answers.generate(plan, each_token, deadline=limit, cancel=cancel),

@@ -9,6 +9,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from index.hardware import cuda_available
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
@@ -32,10 +34,10 @@ class _GpuCollector(Collector):
     """GPU memory and utilization, only when torch sees CUDA (nothing is exported on CPU)."""
 
     def collect(self) -> Iterator[Metric]:
+        if not cuda_available():  # asked without importing torch on a machine with no GPU
+            return
         import torch
 
-        if not torch.cuda.is_available():
-            return
         used = GaugeMetricFamily(
             "docqa_gpu_memory_used_bytes", "GPU memory allocated by this process.", labels=["gpu"]
         )

@@ -18,12 +18,13 @@ from typing import Any
 import numpy as np
 
 from index.hardware import pick_device
+from index.prefixed import PrefixedEmbedder
 from index.protocols import Vectors
 
 log = logging.getLogger(__name__)
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(PrefixedEmbedder):
     def __init__(
         self,
         path: Path | str,
@@ -34,18 +35,12 @@ class SentenceTransformerEmbedder:
         batch_size: int = 32,
     ) -> None:
         self.path = str(path)
-        self._model_id = model_id
-        self.query_prefix = query_prefix
-        self.passage_prefix = passage_prefix
+        super().__init__(model_id, query_prefix, passage_prefix)
         self.device = device
         self.batch_size = batch_size
         self._model: Any = None
         self._lock = threading.Lock()
         self._local = threading.local()
-
-    @property
-    def model_id(self) -> str:
-        return self._model_id
 
     def load(self) -> SentenceTransformerEmbedder:
         with self._lock:
@@ -85,16 +80,6 @@ class SentenceTransformerEmbedder:
             tokenizer = copy.deepcopy(self.model.tokenizer)
             self._local.tokenizer = tokenizer
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def embed_documents(self, texts: Sequence[str]) -> Vectors:
-        return self._encode([self.passage_prefix + t for t in texts])
-
-    def embed_query(self, text: str) -> Vectors:
-        return np.asarray(self._encode([self.query_prefix + text])[0], dtype=np.float32)
-
-    def embed_raw(self, texts: Sequence[str]) -> Vectors:
-        """Texts already prefixed (the embedding cache keys on exactly what the model sees)."""
-        return self._encode(list(texts))
 
     def _encode(self, texts: list[str]) -> Vectors:
         if not texts:

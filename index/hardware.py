@@ -22,13 +22,33 @@ BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 CpuDtype = Literal["bfloat16", "float32"]
 
 
+# Device nodes and driver folders of a GPU that torch could see as CUDA: NVIDIA's driver, WSL2's
+# GPU bridge, and AMD's ROCm (whose torch answers through the CUDA API too).
+GPU_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia", "/dev/dxg", "/dev/kfd")
+
+
+def gpu_node_present(nodes: tuple[str, ...] = GPU_NODES) -> bool:
+    """Whether any GPU device node or driver folder exists on this machine."""
+    return any(Path(node).exists() for node in nodes)
+
+
+@functools.cache
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA device; answered without importing torch where there is no GPU
+    node at all. Importing torch only to learn that costs about 0.2 GiB of resident memory for
+    the life of the process, which a CPU-only service (llama.cpp, ONNX Runtime) never needs."""
+    if not gpu_node_present():
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 def pick_device(requested: str) -> str:
     """``auto`` means CUDA when torch sees one, else CPU."""
     if requested != "auto":
         return requested
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return "cuda" if cuda_available() else "cpu"
 
 
 def read_cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:

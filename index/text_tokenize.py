@@ -13,6 +13,12 @@ Design:
   (`text.stopwords`, as are the Chinese function words below) and
   otherwise Snowball-stemmed ("deploying", "deploys" and "deployment" all become ``deploy``);
   tokens with digits, and whole joined tokens, are not stemmed.
+- Han runs are first folded from traditional onto simplified script, character by character
+  (`text.chinese_script.simplify_chars`: one ``str.translate`` with a table built once from
+  OpenCC's character table), so a traditional query finds a simplified passage and the reverse,
+  and jieba, whose dictionary is simplified, segments traditional text as well. The fold is not
+  phrase-level on purpose: every character gets one image whatever surrounds it, in a query as
+  in a passage.
 - Han runs: jieba's segmentation depends on context, so a word can be cut one way in a query and
   another in a passage: "保留期" alone is 保留/期, inside "数据保留期为90天" it is 保留/期为, so
   word tokens alone would miss. We therefore emit overlapping character *bigrams* over each run
@@ -42,13 +48,14 @@ import unicodedata
 import warnings
 from typing import Any
 
+from text.chinese_script import simplify_chars
 from text.script import HAN
 from text.stopwords import CHINESE_STOPWORDS, ENGLISH_STOPWORDS
 
 logger = logging.getLogger(__name__)
 
 # Bump when the output of `tokenize` changes: stored postings made by another version are stale.
-TOKENIZER_VERSION = "1"
+TOKENIZER_VERSION = "2"  # 2: Han folded onto simplified script
 
 _RUN = re.compile(rf"([{HAN}]+)|([^\W{HAN}]+(?:[._][^\W_{HAN}]+)*)")
 _PART = re.compile(r"[^\W_]+")
@@ -129,10 +136,12 @@ def tokenize(text: str) -> list[str]:
 
     >>> tokenize("Deploying Orbit 3.2.0 的回滚流程")
     ['deploy', 'orbit', '3.2.0', '回滚', '滚流', '流程']
+    >>> tokenize("的回滾流程") == tokenize("的回滚流程")
+    True
     """
     text = unicodedata.normalize("NFKC", text).lower()
     terms: list[str] = []
     for match in _RUN.finditer(text):
         han, word = match.groups()
-        terms.extend(_han_terms(han) if han else _word_terms(word))
+        terms.extend(_han_terms(simplify_chars(han)) if han else _word_terms(word))
     return terms

@@ -37,6 +37,7 @@ from app.answer.units import unit_set
 from index.types import Hit
 from ingest.tables import row_key
 from prompts.template import PromptTemplate, named
+from text.chinese_script import simplify_chars
 from text.language import Language, detect_language
 
 log = logging.getLogger(__name__)
@@ -182,12 +183,13 @@ def build_messages(
 
 
 def is_decline(answer_text: str) -> bool:
-    """Whether the answer declines: either decline phrase, or a common variant, at its start.
+    """Whether the answer declines: either decline phrase, or a common variant, at its start,
+    in either Chinese script (the phrases are simplified; the answer is folded onto simplified).
 
-    >>> is_decline("I don't know."), is_decline("我无法回答这个问题"), is_decline("It is 5%.")
+    >>> is_decline("I don't know."), is_decline("我無法回答這個問題"), is_decline("It is 5%.")
     (True, True, False)
     """
-    text = _squash(answer_text)
+    text = _squash(simplify_chars(answer_text))
     if not text:
         return False
     if _squash(DECLINE_EN) in text or _squash(DECLINE_ZH) in text:

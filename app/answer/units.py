@@ -9,7 +9,9 @@ degraded answer, so they agree on what "the passage says the same thing" means:
 - Chinese text: overlapping character bigrams over each run of Han characters, as Lucene's CJK
   analyzer does, since a Chinese sentence has no spaces and word segmentation depends on
   context; a run of one character is kept as a unigram. Stop characters (的, 是, 了...) split a
-  run, so "的部署" gives 部署 and not the noise bigram 的部.
+  run, so "的部署" gives 部署 and not the noise bigram 的部. Han characters are first folded onto
+  simplified script (`text.chinese_script.simplify_chars`), so a traditional question or answer
+  overlaps a simplified passage ("日誌" and "日志" are one unit).
 
 Concession: no stemming, so "rotate" and "rotates" are different units. Answers mostly copy the
 passage's wording, and a hand-checkable measure is worth more than a little recall.
@@ -26,6 +28,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
+from text.chinese_script import simplify_chars
 from text.script import HAN
 from text.stopwords import CHINESE_STOP_CHARS, ENGLISH_STOPWORDS, QUESTION_FILLERS
 
@@ -43,7 +46,7 @@ def content_units(text: str) -> list[str]:
             if other not in STOPWORDS:
                 units.append(other)
             continue
-        for piece in _split_stop_chars(han):
+        for piece in _split_stop_chars(simplify_chars(han)):
             if len(piece) == 1:
                 units.append(piece)
             else:

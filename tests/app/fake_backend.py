@@ -9,10 +9,16 @@ the settings point at an empty models folder.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
 
 from app.generation.fake import FakeGenerator
+from app.main import create_app
 from config.settings import Settings
 from index.embedders import HashEmbedder
 from wiring.compose import Services
@@ -48,3 +54,45 @@ def fake_backend(generator: FakeGenerator) -> Callable[[Settings], Services]:
         return Services.build_for_serving(settings, generator=generator, embedder=HashWords())
 
     return build
+
+
+def wait_ready(client: TestClient, seconds: float = 60) -> None:
+    """Until ``/readyz`` answers 200 (the lifespan loads the backend in the background)."""
+    deadline = time.monotonic() + seconds
+    while (r := client.get("/readyz")).status_code != 200:
+        assert time.monotonic() < deadline, r.text
+        time.sleep(0.02)
+
+
+class ClientFactory:
+    """``make(generator, **settings)``: a started service on fakes with ``docs`` uploaded (name to
+    text); ``close()`` stops every client it made. Tests wrap it in a fixture."""
+
+    def __init__(self, root: Path, docs: Mapping[str, str]) -> None:
+        self.root, self.docs = root, docs
+        self.opened: list[TestClient] = []
+
+    def make(self, generator: FakeGenerator, **extra: object) -> TestClient:
+        settings = fake_settings(self.root / f"service-{len(self.opened)}", **extra)
+        client = TestClient(create_app(settings, fake_backend(generator)))
+        client.__enter__()
+        self.opened.append(client)
+        wait_ready(client)
+        for name, text in self.docs.items():
+            r = client.post("/v1/collections/docs/documents", files={"file": (name, text.encode())})
+            assert r.status_code == 200, r.text
+        return client
+
+    def close(self) -> None:
+        for client in self.opened:
+            client.__exit__(None, None, None)
+
+
+def sse_events(raw: str) -> list[tuple[str, dict[str, Any]]]:
+    """An event stream's body as (event, data) pairs."""
+    out = []
+    for block in raw.split("\n\n"):
+        if block.strip():
+            event, data = block.split("\n")
+            out.append((event.removeprefix("event: "), json.loads(data.removeprefix("data: "))))
+    return out

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,13 @@ from pydantic import SecretStr
 from app.generation.fake import FakeGenerator
 from app.generation.protocol import Messages
 from app.main import create_app
-from tests.app.fake_backend import fake_backend, fake_settings
+from tests.app.fake_backend import (
+    ClientFactory,
+    fake_backend,
+    fake_settings,
+    sse_events,
+    wait_ready,
+)
 
 DOCS = {
     "keys.txt": "API keys rotate every 30 days.",
@@ -53,36 +58,12 @@ def reply(messages: Messages) -> str:
     return DECLINE
 
 
-def _ready(client: TestClient) -> None:
-    deadline = time.monotonic() + 60
-    while (r := client.get("/readyz")).status_code != 200:
-        assert time.monotonic() < deadline, r.text
-        time.sleep(0.02)
-
-
-def _upload_docs(client: TestClient) -> None:
-    for name, text in DOCS.items():
-        r = client.post("/v1/collections/docs/documents", files={"file": (name, text.encode())})
-        assert r.status_code == 200, r.text
-
-
 @pytest.fixture
 def make_client(tmp_path: Path) -> Iterator[Any]:
     """``make_client(generator, **settings)``: a started service on fakes, documents uploaded."""
-    opened: list[TestClient] = []
-
-    def make(generator: FakeGenerator, **extra: object) -> TestClient:
-        settings = fake_settings(tmp_path / f"service-{len(opened)}", **extra)
-        client = TestClient(create_app(settings, fake_backend(generator)))
-        client.__enter__()
-        opened.append(client)
-        _ready(client)
-        _upload_docs(client)
-        return client
-
-    yield make
-    for client in opened:
-        client.__exit__(None, None, None)
+    factory = ClientFactory(tmp_path, DOCS)
+    yield factory.make
+    factory.close()
 
 
 @pytest.fixture
@@ -101,15 +82,6 @@ def _passages(client: TestClient, question: str, **extra: object) -> list[dict[s
     assert r.status_code == 200, r.text
     passages: list[dict[str, Any]] = r.json()["passages"]
     return passages
-
-
-def _events(raw: str) -> list[tuple[str, dict[str, Any]]]:
-    out = []
-    for block in raw.split("\n\n"):
-        if block.strip():
-            event, data = block.split("\n")
-            out.append((event.removeprefix("event: "), json.loads(data.removeprefix("data: "))))
-    return out
 
 
 # ------------------------------------------------------------------------------- retrieval
@@ -156,6 +128,32 @@ def test_ask_answers_with_the_cited_passage(client: TestClient, generator: FakeG
     assert DOCS["keys.txt"] in prompt and ANSWERABLE in prompt
 
 
+def test_total_and_first_token_share_the_request_clock_across_a_follow_up_rewrite(
+    make_client: Any,
+) -> None:
+    """Both are measured from the request's start: the rewrite of a follow-up (here about 0.6 s of
+    slow model tokens) counts in both, so the first token never comes after the total."""
+
+    def slow_reply(messages: Messages) -> str:
+        if "Last question:" in messages[-1]["content"]:  # the rewrite prompt
+            return ANSWERABLE + "?"
+        return ANSWER
+
+    client = make_client(FakeGenerator(slow_reply, seconds_per_token=0.1))
+    history = [
+        {"role": "user", "content": "Tell me about API keys"},
+        {"role": "assistant", "content": "They are bearer tokens [1]."},
+    ]
+    body = client.post("/v1/ask", json={"question": "How often?", "history": history}).json()
+    assert body["query"] == ANSWERABLE + "?" and body["answer"] == ANSWER
+    timings = body["timings_ms"]
+    rewrite_ms = 6 * 100  # six tokens at 0.1 s, all before retrieval
+    answer_ms = len(ANSWER.split()) * 100
+    assert timings["first_token"] >= rewrite_ms + 100
+    assert timings["total"] >= timings["first_token"] + answer_ms - 100
+    assert timings["total"] >= rewrite_ms + timings["generate"]
+
+
 def test_a_long_passage_is_cited_by_its_first_299_characters(client: TestClient) -> None:
     body = client.post("/v1/ask", json={"question": RELEASE}).json()
     assert body["answer"] == RELEASE_ANSWER
@@ -179,7 +177,7 @@ def test_the_stream_sends_the_tokens_then_the_final_answer(client: TestClient) -
     with client.stream("POST", "/v1/ask", json={"question": ANSWERABLE, "stream": True}) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
-        events = _events(r.read().decode())
+        events = sse_events(r.read().decode())
     kinds = [kind for kind, _ in events]
     assert kinds == ["token"] * len(ANSWER.split()) + ["final"]
     tokens = [data["text"] for kind, data in events if kind == "token"]
@@ -190,7 +188,7 @@ def test_the_stream_sends_the_tokens_then_the_final_answer(client: TestClient) -
 
 def test_a_declined_stream_has_no_tokens(client: TestClient) -> None:
     with client.stream("POST", "/v1/ask", json={"question": OFF_TOPIC, "stream": True}) as r:
-        events = _events(r.read().decode())
+        events = sse_events(r.read().decode())
     assert [kind for kind, _ in events] == ["final"]
     assert events[0][1]["declined"] and events[0][1]["answer"] == DECLINE
 
@@ -260,7 +258,7 @@ def test_a_key_is_required_when_keys_are_set_and_each_key_is_rate_limited(
 ) -> None:
     settings = fake_settings(tmp_path, api_keys=[SecretStr("k-1")], rate_limit_per_minute=2)
     with TestClient(create_app(settings, fake_backend(FakeGenerator(reply)))) as client:
-        _ready(client)
+        wait_ready(client)
         assert client.get("/healthz").status_code == 200  # health needs no key
         for headers in ({}, {"Authorization": "Bearer k-2"}, {"Authorization": "k-1"}):
             r = client.post("/v1/retrieve", json={"question": ANSWERABLE}, headers=headers)
@@ -289,7 +287,7 @@ def test_before_the_backend_is_loaded_the_api_answers_503(tmp_path: Path) -> Non
         assert r.status_code == 503 and r.headers["Retry-After"] == "5"
         assert r.json()["error"]["code"] == "not_ready"
         loaded.set()
-        _ready(client)
+        wait_ready(client)
 
 
 def test_a_full_queue_answers_503_with_retry_after(make_client: Any) -> None:

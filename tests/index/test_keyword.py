@@ -70,6 +70,12 @@ def test_tokenize_chinese_gives_bigrams_without_function_words() -> None:
     assert "的" not in terms and "的回" not in terms
 
 
+def test_tokenize_folds_traditional_han_onto_simplified() -> None:
+    assert tokenize("Orbit 的回滾流程：資料庫備份") == tokenize("Orbit 的回滚流程：资料库备份")
+    assert {"回滚", "流程", "备份"} <= set(tokenize("回滾流程與備份"))
+    assert tokenize("它們與這些") == tokenize("它们与这些")
+
+
 def test_jieba_cache_goes_to_the_temp_dir() -> None:
     seg = _segmenter()
     assert seg.tmp_dir == tempfile.gettempdir()
@@ -119,6 +125,31 @@ def test_a_chinese_passage_is_found_by_a_word_inside_it(
     index.upsert([make_chunk(t, index=i) for i, t in enumerate(CHINESE)])
     hits = index.search(query, k=3)
     assert hits and hits[0].chunk.text == CHINESE[expected]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # Traditional queries over simplified passages; every bigram holds a character that
+        # is written otherwise in simplified, so only the fold can match them.
+        ("數據庫備份", 3),
+        ("網絡日誌", 2),
+        ("災備機房", 5),
+    ],
+)
+def test_a_traditional_query_finds_a_simplified_passage(
+    index: SqliteBM25Index, query: str, expected: int
+) -> None:
+    index.upsert([make_chunk(t, index=i) for i, t in enumerate(CHINESE)])
+    hits = index.search(query, k=3)
+    assert hits and hits[0].chunk.text == CHINESE[expected]
+
+
+def test_a_simplified_query_finds_a_traditional_passage(index: SqliteBM25Index) -> None:
+    passages = ["資料庫每天定期備份，備份保留三十天。", "我們的服務部署在台北機房。"]
+    index.upsert([make_chunk(t, index=i) for i, t in enumerate(passages)])
+    assert texts(index.search("数据库备份", k=1)) == [passages[0]]
+    assert texts(index.search("服务部署在哪个机房", k=1)) == [passages[1]]
 
 
 def test_mixed_chinese_and_english(index: SqliteBM25Index) -> None:
