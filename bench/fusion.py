@@ -83,22 +83,16 @@ def candidate_lists(services: Services, ds: Dataset, folder: Path) -> tuple[list
     n = services.settings.retrieval_candidates
     out = []
     for q in ds.questions:
-        vector = retriever.embedder.embed_query(q.text)
-        out.append(
-            Lists(
-                q.text,
-                dict(q.relevance),
-                retriever.vectors.search(vector, n, None),
-                retriever.keywords.search(q.text, n, None),
-            )
-        )
+        lists, _ = retriever.candidates(q.text, n, mode="hybrid")
+        out.append(Lists(q.text, dict(q.relevance), lists["dense"], lists["keyword"]))
     return out, names
 
 
 def score(lists: list[Lists], names: dict[str, str], fuse: Any, graded: bool) -> dict[str, float]:
     mrr, h1, h5, ndcg = [], [], [], []
     for item in lists:
-        ranking = passage_ranking(fuse(_copy(item.dense), _copy(item.keyword)), names)[:10]
+        # Fusions build new hits and leave their inputs alone, so the lists are shared as they are.
+        ranking = passage_ranking(fuse(item.dense, item.keyword), names)[:10]
         rel = set(item.relevance)
         mrr.append(mrr_at(ranking, rel, 10))
         h1.append(hit_at(ranking, rel, 1))
@@ -109,10 +103,6 @@ def score(lists: list[Lists], names: dict[str, str], fuse: Any, graded: bool) ->
     if graded:
         result["ndcg@10"] = mean(ndcg)
     return {k: round(v, 4) for k, v in result.items() if v is not None}
-
-
-def _copy(hits: list[Hit]) -> list[Hit]:
-    return [Hit(h.chunk, h.score, dict(h.scores)) for h in hits]
 
 
 def choose(table: dict[str, dict[str, dict[str, float]]], dev: list[str], tol: float) -> str:

@@ -54,19 +54,18 @@ class Retriever:
         self.config = config or RetrievalConfig()
 
     def fuse(self, lists: dict[str, list[Hit]]) -> list[Hit]:
-        return fuse(self.config, lists)
+        """One ranking from the dense and keyword lists (new hits; the lists are not changed)."""
+        if self.config.fusion == "rrf":
+            return reciprocal_rank_fusion(lists, self.config.rrf_k)
+        return convex_combination(lists, self.config.alpha, self.config.normalization)
 
-    def retrieve(
-        self,
-        query: str,
-        k: int = 5,
-        filters: Filters | None = None,
-        mode: Mode | None = None,
-        rerank: bool | None = None,
-    ) -> Retrieval:
+    def candidates(
+        self, query: str, n: int, filters: Filters | None = None, mode: Mode | None = None
+    ) -> tuple[dict[str, list[Hit]], dict[str, float]]:
+        """The top ``n`` of each method the mode uses (``dense``, ``keyword``), before fusion,
+        and the time each part took (ms: ``embed``, ``retrieve``)."""
         mode = mode or self.config.mode
-        timings: dict[str, float] = {"embed": 0.0, "retrieve": 0.0, "rerank": 0.0}
-        n = max(k, self.config.candidates)
+        timings: dict[str, float] = {"embed": 0.0, "retrieve": 0.0}
         lists: dict[str, list[Hit]] = {}
         if mode in ("dense", "hybrid"):
             t0 = time.perf_counter()
@@ -79,6 +78,19 @@ class Retriever:
             t0 = time.perf_counter()
             lists["keyword"] = self.keywords.search(query, n, filters)
             timings["retrieve"] += _ms(t0)
+        return lists, timings
+
+    def retrieve(
+        self,
+        query: str,
+        k: int = 5,
+        filters: Filters | None = None,
+        mode: Mode | None = None,
+        rerank: bool | None = None,
+    ) -> Retrieval:
+        mode = mode or self.config.mode
+        lists, timings = self.candidates(query, max(k, self.config.candidates), filters, mode)
+        timings["rerank"] = 0.0
         if mode == "hybrid":
             hits = self.fuse(lists)
         else:
@@ -92,12 +104,6 @@ class Retriever:
             hits = self.reranker.rerank(query, hits[: self.config.rerank_candidates], k)
             timings["rerank"] = _ms(t0)
         return Retrieval(hits[:k], timings)
-
-
-def fuse(config: RetrievalConfig, lists: dict[str, list[Hit]]) -> list[Hit]:
-    if config.fusion == "rrf":
-        return reciprocal_rank_fusion(lists, config.rrf_k)
-    return convex_combination(lists, config.alpha, config.normalization)
 
 
 def _ms(start: float) -> float:

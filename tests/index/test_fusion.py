@@ -7,7 +7,7 @@ import pytest
 
 from config.settings import Settings
 from index.fusion import convex_combination, reciprocal_rank_fusion
-from index.retriever import RetrievalConfig, fuse
+from index.retriever import RetrievalConfig, Retriever
 from index.types import Chunk, Hit
 
 
@@ -65,9 +65,24 @@ def test_the_shipped_fusion_keeps_the_dense_first_case() -> None:
     config = RetrievalConfig(
         fusion=s.retrieval_fusion, alpha=s.fusion_alpha, normalization=s.fusion_normalization
     )
-    assert fuse(config, _dense_first_case())[0].chunk.id == "g"
+    assert _fuse(config, _dense_first_case())[0].chunk.id == "g"
 
 
 def test_rrf_stays_available() -> None:
     config = RetrievalConfig(fusion="rrf")
-    assert "rrf" in fuse(config, _dense_first_case())[0].scores
+    assert "rrf" in _fuse(config, _dense_first_case())[0].scores
+
+
+def test_fusion_leaves_its_input_lists_alone() -> None:
+    """bench/fusion.py scores many fusions on the same candidate lists without copying them."""
+    lists = _dense_first_case()
+    before = {m: [(h.chunk.id, h.score, dict(h.scores)) for h in hits] for m, hits in lists.items()}
+    for fusion in ("convex", "rrf"):
+        _fuse(RetrievalConfig(fusion=fusion), lists)
+    after = {m: [(h.chunk.id, h.score, dict(h.scores)) for h in hits] for m, hits in lists.items()}
+    assert after == before
+
+
+def _fuse(config: RetrievalConfig, lists: dict[str, list[Hit]]) -> list[Hit]:
+    """The retriever's own fusion (it needs no embedder or index for that)."""
+    return Retriever(None, None, None, config=config).fuse(lists)  # type: ignore[arg-type]
