@@ -89,9 +89,10 @@ def cpu_threads() -> int:
 
 
 # Padded tokens a batch may hold. ONNX Runtime's arena keeps the peak of activation memory for
-# the life of the process: multilingual-e5-small grew by 1.0 GiB after one batch of 16 x 512
-# tokens, by 0.24 GiB after 4 x 512, and 4 x 512 was no slower per text on 2 cores (0.62 against
-# 0.71 s per 512-token text). CPUs gain nothing from wider batches; memory does.
+# the life of the process: multilingual-e5-small held 1.59 GiB after one batch of 16 x 512 tokens
+# and 0.89 GiB after 4 x 512, at 0.35 against 0.39 s per text on 2 AVX2 cores (docs/BENCHMARKS.md,
+# bench/cpu_engines.py). 0.7 GiB for the whole life of a service is worth more than 10% of ingest
+# speed on a CPU, which gains little from wider batches.
 MAX_BATCH_TOKENS = 2048
 
 

@@ -137,8 +137,8 @@ class LlamaCppGenerator:
             n_threads_batch=self.threads,
             logits_all=False,
             # Read, not mapped: llama.cpp repacks the quantized weights into its own CPU layout,
-            # so a mapped file stays resident beside that copy (the 1.5B: 1.82 GiB resident
-            # mapped, 1.24 GiB read; loading takes about 1.5 s longer; docs/BENCHMARKS.md).
+            # so a mapped file stays resident beside that copy (the 1.5B: 1.91 GiB resident
+            # mapped, 1.33 GiB read, loading 0.6 s longer; bench/cpu_engines.py).
             use_mmap=False,
             verbose=False,
         )
