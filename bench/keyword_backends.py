@@ -1,34 +1,44 @@
-"""Keyword search at scale: docqa's SQLite BM25 against SQLite FTS5 ``bm25()`` and bm25s.
+"""Keyword search at scale: docqa's keyword index against SQLite FTS5 ``bm25()`` and bm25s.
 
-All three search the same chunks (the collection ``bench/retrieval_scale.py`` builds, with the
+All of them search the same chunks (the collection ``bench/retrieval_scale.py`` builds, with the
 same options; built or reused through it) with the same terms, ``index.text_tokenize.tokenize``'s
 output, and return the same thing: the top ``--candidates`` chunks with text and provenance.
 
 - ``sqlite``: ``SqliteBM25Index.search``, as the retriever calls it, on the collection's own
-  keyword index (Lucene's BM25, k1 1.5, b 0.75, scored in SQL over the query terms' postings).
+  keyword index. Since issue 12 (``index.keyword.INDEX_VERSION`` ``fts5/...``) that is the
+  ``fts5`` scoring below on the collection's own FTS5 table (segments as the build left them),
+  answered from its bm25s snapshot (``index/keyword_snapshot.py``: the same scores), built
+  first with ``warm_up`` (its time is the build column); before issue 12 (index version ``1``),
+  docqa's hand-written Lucene BM25 (k1 1.5, b 0.75), scored in SQL over the query terms' rows
+  of a ``kw_postings`` table.
+- ``sqlite-fts5``: the same index answering from FTS5, as a search does before the snapshot of
+  the collection's current state is built (after a restart, or after a write): a second
+  ``SqliteBM25Index`` on the file, ``background=False``, never warmed up.
 - ``fts5``: an FTS5 table holding each chunk's terms joined by spaces, under the ``ascii``
   tokenizer with ``.`` and ``_`` as token characters, so each of our terms is one FTS5 token,
   never split or folded again (non-ASCII characters are token characters there). A query is the
   OR of its terms, repeats kept (BM25's query term frequency), ranked by ``bm25()``: FTS5's fixed
-  k1 1.2 and b 0.75, and its IDF ``ln((N - df + 0.5) / (df + 0.5))`` floored near 0 where ours is
-  ``ln(1 + ...)``, so terms in over half the chunks count for nothing there. The top chunks'
-  texts and provenance are joined from ``kw_chunks``. Built once into its own file
+  k1 1.2 and b 0.75, and its IDF ``ln((N - df + 0.5) / (df + 0.5))`` floored near 0 where
+  Lucene's is ``ln(1 + ...)``, so terms in over half the chunks count for nothing there. The
+  top chunks' texts and provenance are joined from ``kw_chunks``. Built once into its own file
   (``fts5-<collection>.sqlite`` in the work dir, written under a temporary name), then reused.
   SQLite here is 3.40: no ``contentless_delete``, so the table keeps its terms (deletable).
-- ``bm25s``: ``bm25s.BM25(method="lucene", k1=1.5, b=0.75)``, our formula, in memory, built from
-  the same terms at each run (its build time is reported); ``get_scores`` then ``argpartition``
-  for the top chunks, whose texts are read from ``kw_chunks``. It has no incremental update: a
-  changed document means re-indexing everything, or a delete-aware layer of our own.
+- ``bm25s``: ``bm25s.BM25(method="lucene", k1=1.5, b=0.75)``, the formula of docqa's engine
+  before issue 12, in memory, built from the same terms at each run (its build time is
+  reported); ``get_scores`` then ``argpartition`` for the top chunks, whose texts are read from
+  ``kw_chunks``. It has no incremental update: a changed document means re-indexing everything
+  (what ``sqlite``'s snapshot does, in the background, with FTS5 answering meanwhile).
 
 Filters are not exercised (the questions have none). Quality: overlap@10 with ``sqlite``, the
 size of the multiset intersection of the two top-10 lists' *texts*, over the longer list's length
 (10 unless a query matches fewer chunks): copies of one text score alike and each backend breaks
 such ties its own way, so chunk ids would understate it. Latency: p50/p95 per backend over the
 same seeded questions, backends rotated per question, after ``--warmup`` untimed ones.
-``postings`` is how many (term, chunk) pairs the query terms have: the work ``sqlite`` does per
-query. Size: for ``sqlite`` its whole file (texts, provenance and postings; the file of this
-scale's data dir holds this collection only); for ``fts5`` the FTS5 file (terms and index; the
-texts stay in ``kw_chunks``); for ``bm25s`` its score arrays in memory.
+``postings`` is how many (term, chunk) pairs the query terms have: the work a term-at-a-time
+scorer does per query. Size: for ``sqlite`` its whole file (texts, provenance and the index; the
+file of this scale's data dir holds this collection only), plus its snapshot's arrays in memory;
+for ``fts5`` the FTS5 file (terms and index; the texts stay in ``kw_chunks``); for ``bm25s`` its
+score arrays in memory.
 
     nice -n 10 .venv/bin/python bench/keyword_backends.py --scale 100000 \
         --models-dir /tmp/dq-bench/models --work-dir /tmp/dq-scale --out -
@@ -55,13 +65,14 @@ from bench._host import command_line, contention_note, load_average, machine, ma
 from bench._report import add_report_args, markdown_table, run_bench
 from bench.retrieval_scale import add_collection_args, collection_services, questions, summary
 from eval.metrics import mean
+from index.keyword import INDEX_VERSION, SqliteBM25Index, fts_table
 from index.text_tokenize import TOKENIZER_VERSION, tokenize
 from index.types import Chunk, Hit
 
 log = logging.getLogger("bench.keyword_backends")
 
 SECTION = "bench/keyword_backends.py"
-BACKENDS = ("sqlite", "fts5", "bm25s")
+BACKENDS = ("sqlite", "sqlite-fts5", "fts5", "bm25s")
 OVERLAP_AT = 10
 Search = Callable[[str, int], list[Hit]]  # (query, k) -> hits, best first
 
@@ -75,9 +86,14 @@ class Corpus:
         row = self.db.execute(
             "SELECT id, tokenizer FROM kw_collections WHERE name = ?", (collection,)
         ).fetchone()
-        if row is None or row[1] != TOKENIZER_VERSION:
+        if row is None or row[1] != INDEX_VERSION:
             raise SystemExit(f"keyword collection {collection!r} missing or stale in {path}")
         self.coll = int(row[0])
+        # Document frequencies from the collection's FTS5 table (the connection is read-only;
+        # the vocabulary table lives in its temp schema).
+        self.db.execute(
+            f"CREATE VIRTUAL TABLE temp.vocab USING fts5vocab(main, {fts_table(self.coll)}, row)"
+        )
         self._terms: dict[str, list[str]] = {}
 
     def rows(self) -> list[tuple[int, str]]:
@@ -109,8 +125,8 @@ class Corpus:
         if not qtf:
             return 0
         marks = ",".join("?" * len(qtf))
-        sql = f"SELECT COUNT(*) FROM kw_postings WHERE coll = ? AND term IN ({marks})"
-        return int(self.db.execute(sql, (self.coll, *qtf)).fetchone()[0])
+        sql = f"SELECT COALESCE(SUM(doc), 0) FROM temp.vocab WHERE term IN ({marks})"
+        return int(self.db.execute(sql, tuple(qtf)).fetchone()[0])
 
 
 def hit(chunk_id: str, text: str, meta: str, score: float) -> Hit:
@@ -233,10 +249,20 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         corpus = Corpus(keywords_path, built.collection)
         backends: dict[str, Search] = {}
         build_s: dict[str, float | None] = {}
-        memory_mb = 0.0
+        memory_mb = snapshot_mb = 0.0
         wanted = args.backends.split(",")
         if "sqlite" in wanted:
+            started = time.perf_counter()
+            if not sqlite_index.warm_up():
+                raise SystemExit(f"{built.collection} is too small for a keyword snapshot")
+            build_s["sqlite"] = time.perf_counter() - started
             backends["sqlite"] = sqlite_index.search
+            snapshot = sqlite_index.snapshot
+            assert snapshot is not None
+            snapshot_mb = snapshot.nbytes / 2**20
+        if "sqlite-fts5" in wanted:
+            cold = SqliteBM25Index(keywords_path, built.collection, background=False)
+            backends["sqlite-fts5"] = cold.search
         if "fts5" in wanted:
             fts_path = args.work_dir / f"fts5-{built.collection}.sqlite"
             build_s["fts5"] = build_fts5(corpus, fts_path, built.collection, args.scale)
@@ -245,7 +271,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             backends["bm25s"], build_s["bm25s"], memory_mb = bm25s_search(corpus)
         qs = [t for _, t in questions(args.questions + args.warmup, args.seed, args.data_root)]
         payload = run_queries(backends, corpus, qs, args)
-        sizes = {"sqlite": keywords_path.stat().st_size / 2**20}
+        sizes = {n: keywords_path.stat().st_size / 2**20 for n in ("sqlite", "sqlite-fts5")}
         if "fts5" in backends:
             sizes["fts5"] = fts_path.stat().st_size / 2**20
         if "bm25s" in backends:
@@ -262,6 +288,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "questions": len(qs) - args.warmup,
         "build_s": build_s,
         "sizes_mb": sizes,
+        "snapshot_mb": snapshot_mb,
         **payload,
     }
 
@@ -309,6 +336,15 @@ def _build_cell(build_s: dict[str, float | None], name: str) -> str:
     return "reused" if seconds is None else f"{seconds:.0f}"
 
 
+def _size_cell(p: dict[str, Any], name: str) -> str:
+    size = f"{p['sizes_mb'][name]:.0f}"
+    if name == "bm25s":
+        return size + " in RAM"
+    if name == "sqlite" and p.get("snapshot_mb"):
+        return f"{size} + {p['snapshot_mb']:.0f} in RAM"
+    return size
+
+
 def render(p: dict[str, Any]) -> str:
     rows = []
     for name, lat in p["latency_ms"].items():
@@ -318,7 +354,7 @@ def render(p: dict[str, Any]) -> str:
             f"{lat['max']:.1f}", "1 (reference)" if name == "sqlite" else f"{ov:.3f}",
             "–" if name == "sqlite" else f"{p['overlap10_min'][name]:.1f}",
             _build_cell(p["build_s"], name),
-            f"{p['sizes_mb'][name]:.0f}" + (" in RAM" if name == "bm25s" else ""),
+            _size_cell(p, name),
         ])  # fmt: skip
     post, tok = p["postings"], p["tokenize_ms"]
     lines = [

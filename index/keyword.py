@@ -1,32 +1,47 @@
-"""A BM25 keyword index persisted in SQLite, kept in step chunk by chunk (`KeywordIndex`).
+"""A BM25 keyword index in SQLite: FTS5 postings and scores over our own terms (`KeywordIndex`).
 
 Design:
 
 - One SQLite file may hold several collections. ``kw_collections`` has one row per collection with
-  its chunk count N and total length (kept up to date in every write, so avgdl costs nothing at
-  query time) and the tokenizer version its postings were made with. ``kw_chunks`` holds each
-  chunk's text, provenance (``Chunk.metadata()`` as JSON), source and doc_id (for filters) and
-  length in terms. Terms come from ``Chunk.index_text`` (a table chunk's rendered rows; its
-  ``text`` is what is stored and returned, the rendering travels in the metadata).
-  ``kw_postings`` holds (collection, term, chunk, tf), clustered on (collection, term, chunk) so
-  a term's postings and its document frequency are one range scan; a second index on the chunk
-  makes replacing or deleting a chunk cheap.
-- `upsert` and `delete` are each one ``BEGIN IMMEDIATE`` transaction: a crash mid-way leaves the
-  old state. Replacing a chunk removes its old postings first. WAL mode lets other connections
-  (other processes) read while one writes.
-- `search` tokenizes the query with `index.text_tokenize.tokenize`, reads df for the query terms,
-  and scores in SQL only the chunks that contain at least one query term (a join on postings), with
-  the filters applied in the same query and the top k taken there. The join walks the query
-  terms' postings, or, when the filters leave fewer chunks than that (one document's chunks),
-  starts from the filtered chunks and looks their postings up by key. IDF is Lucene's non-negative
-  ``ln(1 + (N - df + 0.5) / (df + 0.5))``; N, df and avgdl are over the whole collection, even when
-  filters narrow the candidates.
+  its chunk count, the version of its index (``INDEX_VERSION``: the engine and the tokenizer
+  version) and its generation (below). ``kw_chunks`` holds each chunk's text, provenance
+  (``Chunk.metadata()`` as JSON), source and doc_id (for filters) and length in terms.
+- Each collection has its own FTS5 table, ``kw_fts_<collection id>``, so N, avgdl and document
+  frequencies are the collection's own. Its one column holds the chunk's terms,
+  ``tokenize(chunk.index_text)`` joined by spaces, under rowid = ``kw_chunks.cid``. Terms come
+  from ``Chunk.index_text`` (a table chunk's rendered rows; its ``text`` is what is stored and
+  returned, the rendering travels in the metadata). FTS5 splits them again with its ``ascii``
+  tokenizer, with ``.`` and ``_`` as token characters: our terms are runs of word characters
+  (non-ASCII ones are token characters there) joined by ``.`` or ``_``, already NFKC-normalized
+  and lowercased, so each of our terms is exactly one FTS5 token, never split or folded again.
+- Scores are FTS5's ``bm25()``: k1 1.2, b 0.75, IDF ``ln((N - df + 0.5) / (df + 0.5))``, floored
+  at 1e-6, so a term in half the chunks or more counts for (almost) nothing. A query is its
+  tokenized terms, repeats kept (BM25's query term frequency), less those floored terms unless
+  it has no other (`search`). ``bm25()`` is negative, lower is better; a hit's score is its
+  negation: positive, higher is better, 0 the lowest possible, as the fusion's theoretical
+  min-max normalization expects. Ties go to the older row, then hits are ordered by score and
+  chunk id. Filters (source, doc_id) restrict the rows; N, df and avgdl stay the collection's.
+- Two ways to the same top k. FTS5 walks every chunk holding a query term and scores each,
+  which takes hundreds of milliseconds for a common question on 100,000 chunks. So a collection
+  of ``snapshot_min_chunks`` or more is also scored from a `Snapshot` (``index.keyword_snapshot``,
+  bm25s: the same scores in a few milliseconds), built in a background thread when a search finds
+  none for the collection's current generation; until then FTS5 answers. Every write sets the
+  collection's ``generation`` from a counter of the whole file (``kw_meta``), so a snapshot is
+  used only for the very state it was built from, in any process.
+- `upsert` and `delete` are each one ``BEGIN IMMEDIATE`` transaction, FTS5's writes included: a
+  crash mid-way leaves the old state. Replacing a chunk deletes its old row first. WAL mode lets
+  other connections (other processes) read while one writes.
 - Threads: one connection (``check_same_thread=False``) guarded by a lock, so an instance can be
-  shared by one writer and several readers; their calls are serialised.
-- If the stored tokenizer version differs from the running one, the collection's postings are
-  rebuilt from the stored texts once, when the index is opened.
-- A delete frees pages but leaves their bytes (a deleted chunk's text) in the file until SQLite
-  reuses them; ``vacuum`` (``docqa compact``) rewrites the file so they are gone.
+  shared by one writer and several readers; their calls are serialised. A snapshot build reads
+  through a connection of its own.
+- If the stored index version differs from the running one (another tokenizer version, or a file
+  written by the earlier engine, docqa's own BM25 over a ``kw_postings`` table), the collection's
+  FTS5 table is rebuilt from the stored texts once, when the index is opened; the earlier
+  engine's postings go with it.
+- A delete leaves its terms in FTS5's segments (with a delete marker) until they are merged, and
+  freed pages' bytes in the file until SQLite reuses them. ``vacuum`` (``docqa compact``) merges
+  every collection's FTS5 index into one segment (``optimize``: the deleted rows' terms are
+  dropped), then rewrites the file, so they are gone.
 """
 
 from __future__ import annotations
@@ -34,56 +49,90 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import sqlite3
 import threading
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
+import numpy as np
+
+from index.keyword_snapshot import Snapshot, positive_idf
 from index.protocols import Filters
 from index.text_tokenize import TOKENIZER_VERSION, tokenize
 from index.types import Chunk, Hit
 
 logger = logging.getLogger(__name__)
 
+# What built a collection's index; a collection stored under another version is rebuilt.
+INDEX_VERSION = f"fts5/{TOKENIZER_VERSION}"
+# Our terms' non-ASCII characters and ASCII letters and digits are FTS5 token characters already.
+FTS5_TOKENIZER = "ascii tokenchars '._'"
+# Below this many chunks FTS5 alone is fast enough (a few ms); no snapshot is built.
+SNAPSHOT_MIN_CHUNKS = 5_000
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kw_collections (
     id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, n_chunks INTEGER NOT NULL DEFAULT 0,
-    total_len INTEGER NOT NULL DEFAULT 0, tokenizer TEXT NOT NULL);
+    tokenizer TEXT NOT NULL, generation INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS kw_chunks (
     cid INTEGER PRIMARY KEY, coll INTEGER NOT NULL, chunk_id TEXT NOT NULL, doc_id TEXT NOT NULL,
     source TEXT NOT NULL, length INTEGER NOT NULL, text TEXT NOT NULL, meta TEXT NOT NULL,
     UNIQUE (coll, chunk_id));
 CREATE INDEX IF NOT EXISTS kw_chunks_doc ON kw_chunks (coll, doc_id);
 CREATE INDEX IF NOT EXISTS kw_chunks_source ON kw_chunks (coll, source);
-CREATE TABLE IF NOT EXISTS kw_postings (
-    coll INTEGER NOT NULL, term TEXT NOT NULL, cid INTEGER NOT NULL, tf INTEGER NOT NULL,
-    PRIMARY KEY (coll, term, cid)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS kw_postings_cid ON kw_postings (cid);
+CREATE TABLE IF NOT EXISTS kw_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 _FILTERABLE = ("source", "doc_id")
+
+
+def fts_table(coll: int) -> str:
+    """The FTS5 table of the collection with this id: ``fts_table(3)`` -> ``kw_fts_3``."""
+    return f"kw_fts_{int(coll)}"
+
+
+def fts_query(terms: Sequence[str]) -> str:
+    """An FTS5 query for any of ``terms``, each a quoted string (so never an operator).
+
+    >>> fts_query(["orbit", "3.2.0", "orbit"])
+    '"orbit" OR "3.2.0" OR "orbit"'
+    """
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
 
 
 class SqliteBM25Index:
     """BM25 over one collection's chunk texts, stored in the SQLite file at ``path``."""
 
-    def __init__(self, path: Path, collection: str, *, k1: float = 1.5, b: float = 0.75) -> None:
+    def __init__(
+        self,
+        path: Path,
+        collection: str,
+        *,
+        snapshot_min_chunks: int = SNAPSHOT_MIN_CHUNKS,
+        background: bool = True,
+    ) -> None:
+        """``background``: a search that finds no current snapshot has one built in a thread
+        (False: only `warm_up` builds one; searches stay on FTS5 until it is called)."""
         self.path = Path(path)
         self.collection = collection
-        self.k1 = k1
-        self.b = b
+        self.snapshot_min_chunks = snapshot_min_chunks
+        self.background = background
         self._lock = threading.RLock()
+        self._snapshot: Snapshot | None = None
+        self._builder: threading.Thread | None = None
+        self._closed = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA busy_timeout = 10000")
+        self._db = _connect(self.path)
         self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.execute("PRAGMA secure_delete = ON")  # a delete overwrites the text it frees
         self._db.execute("PRAGMA cache_size = -65536")  # 64 MiB: big upserts touch many pages
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(kw_collections)")}
+        if "generation" not in columns:  # a file of the earlier engine
+            self._db.execute(
+                "ALTER TABLE kw_collections ADD COLUMN generation INTEGER NOT NULL DEFAULT 0"
+            )
         self._reindex_if_stale()
 
     # -- plumbing -----------------------------------------------------------------------------
@@ -100,132 +149,146 @@ class SqliteBM25Index:
             self._db.execute("COMMIT")
 
     def _coll(self, db: sqlite3.Connection, create: bool = False) -> tuple[int, int, int]:
-        """(id, N, total length) of this collection; id -1 (matching no rows) if it is absent."""
-        sql = "SELECT id, n_chunks, total_len FROM kw_collections WHERE name = ?"
+        """(id, N, generation) of this collection; id -1 (matching no rows) if it is absent."""
+        sql = "SELECT id, n_chunks, generation FROM kw_collections WHERE name = ?"
         row = db.execute(sql, (self.collection,)).fetchone()
         if row is None and create:
-            db.execute(
+            cur = db.execute(
                 "INSERT INTO kw_collections (name, tokenizer) VALUES (?, ?)",
-                (self.collection, TOKENIZER_VERSION),
+                (self.collection, INDEX_VERSION),
             )
-            row = db.execute(sql, (self.collection,)).fetchone()
+            assert cur.lastrowid is not None
+            _create_fts(db, cur.lastrowid)
+            row = (cur.lastrowid, 0, 0)
         return (-1, 0, 0) if row is None else (int(row[0]), int(row[1]), int(row[2]))
 
     @staticmethod
-    def _bump(db: sqlite3.Connection, coll: int, chunks: int, length: int) -> None:
+    def _touch(db: sqlite3.Connection, coll: int, chunks: int) -> None:
+        """Count ``chunks`` more (or fewer) chunks and give the collection a new generation."""
         db.execute(
-            "UPDATE kw_collections SET n_chunks = n_chunks + ?, total_len = total_len + ? "
-            "WHERE id = ?",
-            (chunks, length, coll),
+            "INSERT INTO kw_meta (key, value) VALUES ('generation', 1) "
+            "ON CONFLICT (key) DO UPDATE SET value = value + 1"
+        )
+        db.execute(
+            "UPDATE kw_collections SET n_chunks = n_chunks + ?, "
+            "generation = (SELECT value FROM kw_meta WHERE key = 'generation') WHERE id = ?",
+            (chunks, coll),
         )
 
-    def _remove(self, db: sqlite3.Connection, coll: int, chunk_id: str) -> None:
+    @staticmethod
+    def _remove(db: sqlite3.Connection, coll: int, chunk_id: str) -> int:
+        """Delete the chunk stored under ``chunk_id``, if any; how many were (0 or 1)."""
         row = db.execute(
-            "SELECT cid, length FROM kw_chunks WHERE coll = ? AND chunk_id = ?", (coll, chunk_id)
+            "SELECT cid FROM kw_chunks WHERE coll = ? AND chunk_id = ?", (coll, chunk_id)
         ).fetchone()
-        if row is not None:
-            db.execute("DELETE FROM kw_postings WHERE cid = ?", (row[0],))
-            db.execute("DELETE FROM kw_chunks WHERE cid = ?", (row[0],))
-            self._bump(db, coll, -1, -row[1])
+        if row is None:
+            return 0
+        db.execute(f"DELETE FROM {fts_table(coll)} WHERE rowid = ?", row)
+        db.execute("DELETE FROM kw_chunks WHERE cid = ?", row)
+        return 1
 
-    def _add(self, db: sqlite3.Connection, coll: int, chunk: Chunk, terms: list[str]) -> None:
+    @staticmethod
+    def _add(db: sqlite3.Connection, coll: int, chunk: Chunk, terms: list[str]) -> None:
         cur = db.execute(
             "INSERT INTO kw_chunks (coll, chunk_id, doc_id, source, length, text, meta) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (coll, chunk.id, chunk.doc_id, chunk.source, len(terms), chunk.text,
              json.dumps(chunk.metadata(), ensure_ascii=False)),
         )  # fmt: skip
-        db.executemany(
-            "INSERT INTO kw_postings (coll, term, cid, tf) VALUES (?, ?, ?, ?)",
-            [(coll, term, cur.lastrowid, tf) for term, tf in Counter(terms).items()],
+        db.execute(
+            f"INSERT INTO {fts_table(coll)} (rowid, terms) VALUES (?, ?)",
+            (cur.lastrowid, " ".join(terms)),
         )
-        self._bump(db, coll, 1, len(terms))
 
     def _reindex_if_stale(self) -> None:
-        """Re-tokenize the stored texts once if they were indexed by another tokenizer version."""
+        """Rebuild the FTS5 table from the stored texts once if another version indexed them."""
         sql = "SELECT id, tokenizer FROM kw_collections WHERE name = ?"
         row = self._db.execute(sql, (self.collection,)).fetchone()
-        if row is None or row[1] == TOKENIZER_VERSION:
+        if row is None or row[1] == INDEX_VERSION:
             return  # the usual case, decided without taking the write lock
         with self._transaction() as db:
             row = db.execute(sql, (self.collection,)).fetchone()
-            if row is None or row[1] == TOKENIZER_VERSION:
+            if row is None or row[1] == INDEX_VERSION:
                 return
-            logger.info("re-tokenizing keyword collection %r (tokenizer %s -> %s)",
-                        self.collection, row[1], TOKENIZER_VERSION)  # fmt: skip
-            rows = db.execute("SELECT chunk_id, text, meta FROM kw_chunks WHERE coll = ?", row[:1])
-            chunks = [Chunk.from_metadata(c, t, json.loads(m)) for c, t, m in rows.fetchall()]
-            db.execute("DELETE FROM kw_postings WHERE coll = ?", row[:1])
-            db.execute("DELETE FROM kw_chunks WHERE coll = ?", row[:1])
+            coll = int(row[0])
+            logger.info("re-indexing keyword collection %r (index %s -> %s)",
+                        self.collection, row[1], INDEX_VERSION)  # fmt: skip
+            db.execute(f"DROP TABLE IF EXISTS {fts_table(coll)}")
+            _create_fts(db, coll)
+            rows = db.execute("SELECT cid, chunk_id, text, meta FROM kw_chunks WHERE coll = ?",
+                              (coll,)).fetchall()  # fmt: skip
+            for cid, chunk_id, text, meta in rows:
+                terms = tokenize(Chunk.from_metadata(chunk_id, text, json.loads(meta)).index_text)
+                db.execute("UPDATE kw_chunks SET length = ? WHERE cid = ?", (len(terms), cid))
+                db.execute(
+                    f"INSERT INTO {fts_table(coll)} (rowid, terms) VALUES (?, ?)",
+                    (cid, " ".join(terms)),
+                )
             db.execute(
-                "UPDATE kw_collections SET n_chunks = 0, total_len = 0, tokenizer = ? WHERE id = ?",
-                (TOKENIZER_VERSION, row[0]),
+                "UPDATE kw_collections SET n_chunks = 0, tokenizer = ? WHERE id = ?",
+                (INDEX_VERSION, coll),
             )
-            for chunk in chunks:
-                self._add(db, row[0], chunk, tokenize(chunk.index_text))
+            self._touch(db, coll, len(rows))
+            _drop_legacy_postings(db, coll)
 
     # -- KeywordIndex -------------------------------------------------------------------------
 
     def upsert(self, chunks: Sequence[Chunk]) -> None:
-        """Add chunks, replacing (old postings included) any already stored under the same id."""
+        """Add chunks, replacing (old terms included) any already stored under the same id."""
         prepared = [(chunk, tokenize(chunk.index_text)) for chunk in chunks]  # outside the lock
         if not prepared:
             return
         with self._transaction() as db:
             coll = self._coll(db, create=True)[0]
+            removed = 0
             for chunk, terms in prepared:
-                self._remove(db, coll, chunk.id)
+                removed += self._remove(db, coll, chunk.id)
                 self._add(db, coll, chunk, terms)
+            self._touch(db, coll, len(prepared) - removed)
         logger.debug("upserted %d chunks into %r", len(prepared), self.collection)
 
     def delete(self, ids: Sequence[str]) -> None:
         with self._transaction() as db:
             coll = self._coll(db)[0]
-            for chunk_id in ids:
-                self._remove(db, coll, chunk_id)
+            if coll >= 0 and (removed := sum(self._remove(db, coll, i) for i in ids)):
+                self._touch(db, coll, -removed)
 
     def search(self, query: str, k: int, filters: Filters | None = None) -> list[Hit]:
         """The top ``k`` chunks by BM25 score that contain at least one query term."""
         where, where_args = _filter_sql(filters)
-        qtf = Counter(tokenize(query))
-        if k <= 0 or not qtf:
+        terms = tokenize(query)
+        if k <= 0 or not terms:
             return []
         with self._transaction("DEFERRED") as db:  # one snapshot for statistics and scores
-            coll, n, total = self._coll(db)
-            marks = ",".join("?" * len(qtf))
-            df = dict(db.execute(
-                f"SELECT term, COUNT(*) FROM kw_postings WHERE coll = ? AND term IN ({marks}) "
-                "GROUP BY term", (coll, *qtf)))  # fmt: skip
-            # Walk the query terms' postings, unless the filters leave fewer chunks to look at.
-            order = "q CROSS JOIN kw_postings AS p CROSS JOIN kw_chunks AS c2"
-            if df and where:
-                sql = f"SELECT COUNT(*) FROM kw_chunks AS c2 WHERE c2.coll = ? {where}"
-                if db.execute(sql, (coll, *where_args)).fetchone()[0] * len(df) < sum(df.values()):
-                    order = "kw_chunks AS c2 CROSS JOIN q CROSS JOIN kw_postings AS p"
-            # A term's query weight: its count in the query x IDF x (k1 + 1).
-            weights = [
-                (t, qtf[t] * math.log(1 + (n - d + 0.5) / (d + 0.5)) * (self.k1 + 1))
-                for t, d in df.items()
-            ]
-            rows = db.execute(
-                f"""
-                WITH q(term, w) AS (VALUES {",".join(["(?, ?)"] * len(weights))})
-                SELECT c.chunk_id, c.text, c.meta, s.score FROM (
-                    SELECT p.cid, c2.chunk_id,
-                        SUM(q.w * p.tf / (p.tf + ? * (1 - ? + ? * c2.length / ?))) AS score
-                    FROM {order}
-                    WHERE p.coll = ? AND p.term = q.term AND c2.coll = ? AND c2.cid = p.cid {where}
-                    GROUP BY p.cid ORDER BY score DESC, c2.chunk_id LIMIT ?
-                ) AS s JOIN kw_chunks AS c ON c.cid = s.cid
-                ORDER BY s.score DESC, c.chunk_id
-                """,
-                (*[x for tw in weights for x in tw], self.k1, self.b, self.b,
-                 total / n if total else 1.0, coll, coll, *where_args, k),
-            ).fetchall() if df else []  # fmt: skip
-        return [
-            Hit(Chunk.from_metadata(cid, text, json.loads(meta)), score, {"keyword": score})
-            for cid, text, meta, score in rows
-        ]
+            coll, n, generation = self._coll(db)
+            if coll < 0:
+                return []
+            snapshot = self._snapshot
+            if snapshot is not None and (snapshot.collection_id, snapshot.generation) != (
+                coll,
+                generation,
+            ):
+                snapshot = None
+            large = n >= self.snapshot_min_chunks
+            if large and snapshot is None and self.background:
+                self._build_in_background()
+            # In a large collection both ways score the informative terms only (see
+            # index.keyword_snapshot); a query with none goes to FTS5 whole.
+            useful = terms
+            if large:
+                useful = (
+                    snapshot.informative(terms) if snapshot else _informative(db, coll, n, terms)
+                )
+            if snapshot is not None and useful:
+                allowed = None
+                if where:
+                    sql = f"SELECT c2.cid FROM kw_chunks AS c2 WHERE c2.coll = ? {where}"
+                    found = db.execute(sql, (coll, *where_args)).fetchall()
+                    allowed = np.sort(np.asarray([r[0] for r in found], dtype=np.int64))
+                rows = _fetch(db, snapshot.top(useful, k, allowed))
+            else:
+                rows = _fts_search(db, coll, useful or terms, k, where, where_args)
+        return [_hit(*row) for row in rows]
 
     def ids(self) -> set[str]:
         with self._transaction("DEFERRED") as db:
@@ -236,19 +299,85 @@ class SqliteBM25Index:
         with self._transaction("DEFERRED") as db:
             return self._coll(db)[1]
 
+    # -- the snapshot -------------------------------------------------------------------------
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        """The latest snapshot built; searches use it while the collection is at its generation."""
+        return self._snapshot
+
+    def warm_up(self) -> bool:
+        """Build the collection's snapshot now (a service's start-up, a benchmark, a test), if it
+        has ``snapshot_min_chunks`` or more; whether searches now use one."""
+        with self._transaction("DEFERRED") as db:
+            n = self._coll(db)[1]
+        if n and n >= self.snapshot_min_chunks:
+            self._install(self._read_snapshot())
+        return self._snapshot is not None
+
+    def _build_in_background(self) -> None:
+        with self._lock:
+            if self._closed or (self._builder is not None and self._builder.is_alive()):
+                return
+            self._builder = threading.Thread(
+                target=self._build, name=f"keyword-snapshot-{self.collection}", daemon=True
+            )
+            self._builder.start()
+
+    def _build(self) -> None:
+        try:
+            self._install(self._read_snapshot())
+        except Exception:  # a failed build leaves searches on FTS5; the next search retries
+            logger.exception("building the keyword snapshot of %r failed", self.collection)
+
+    def _read_snapshot(self) -> Snapshot | None:
+        """The collection's snapshot, read through a connection of its own (so searches and
+        writes go on meanwhile) in one read transaction."""
+        with contextlib.closing(_connect(self.path)) as db:
+            db.execute("BEGIN")
+            row = db.execute(
+                "SELECT id, generation FROM kw_collections WHERE name = ?", (self.collection,)
+            ).fetchone()
+            if row is None:
+                return None
+            fts = fts_table(row[0])
+            rows = db.execute(f"SELECT rowid, terms FROM {fts} ORDER BY rowid").fetchall()
+            db.execute("COMMIT")
+        if self._closed or not any(terms for _, terms in rows):
+            return None
+        return Snapshot.build(int(row[0]), int(row[1]), rows)
+
+    def _install(self, snapshot: Snapshot | None) -> None:
+        with self._lock:
+            newest = self._snapshot is None or (
+                snapshot is not None and snapshot.generation > self._snapshot.generation
+            )
+            if snapshot is not None and newest and not self._closed:
+                self._snapshot = snapshot
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     def drop(self) -> None:
-        """Remove this collection's chunks, postings and statistics; other collections stay."""
+        """Remove this collection's chunks, terms and statistics; other collections stay."""
         with self._transaction() as db:
-            coll = self._coll(db)[:1]
-            db.execute("DELETE FROM kw_postings WHERE coll = ?", coll)
-            db.execute("DELETE FROM kw_chunks WHERE coll = ?", coll)
-            db.execute("DELETE FROM kw_collections WHERE id = ?", coll)
+            coll = self._coll(db)[0]
+            if coll >= 0:
+                db.execute(f"DROP TABLE IF EXISTS {fts_table(coll)}")
+                _drop_legacy_postings(db, coll)
+                db.execute("DELETE FROM kw_chunks WHERE coll = ?", (coll,))
+                db.execute("DELETE FROM kw_collections WHERE id = ?", (coll,))
+            self._snapshot = None
         logger.info("dropped keyword collection %r", self.collection)
 
     def close(self) -> None:
+        """Close the connection, after a snapshot build under way (it stops before bm25s)."""
         with self._lock:
+            self._closed = True
+            builder = self._builder
+        if builder is not None:
+            builder.join()
+        with self._lock:
+            self._snapshot = None
             self._db.close()
 
     def __enter__(self) -> SqliteBM25Index:
@@ -258,6 +387,86 @@ class SqliteBM25Index:
         self, exc: type[BaseException] | None, val: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA busy_timeout = 10000")
+    db.execute("PRAGMA synchronous = NORMAL")
+    return db
+
+
+def _create_fts(db: sqlite3.Connection, coll: int) -> None:
+    db.execute(
+        f'CREATE VIRTUAL TABLE {fts_table(coll)} USING fts5(terms, tokenize = "{FTS5_TOKENIZER}")'
+    )
+
+
+def _informative(db: sqlite3.Connection, coll: int, n: int, terms: list[str]) -> list[str]:
+    """The terms FTS5 gives a positive IDF (in fewer than half the ``n`` chunks), repeats kept;
+    their document frequencies from an ``fts5vocab`` table in the connection's temp schema."""
+    vocab = f"temp.kw_vocab_{int(coll)}"
+    db.execute(
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {vocab} USING fts5vocab(main, {fts_table(coll)}, row)"
+    )
+    distinct = sorted(set(terms))
+    marks = ",".join("?" * len(distinct))
+    df = dict(db.execute(f"SELECT term, doc FROM {vocab} WHERE term IN ({marks})", distinct))
+    return [t for t in terms if t in df and positive_idf(df[t], n)]
+
+
+def _fts_search(
+    db: sqlite3.Connection, coll: int, terms: list[str], k: int, where: str, where_args: list[str]
+) -> list[tuple[str, str, str, float]]:
+    """(chunk_id, text, meta, score) of the top ``k`` for any of ``terms``, ranked by FTS5."""
+    fts = fts_table(coll)
+    # ``+``: FTS5 walks the matches and SQLite checks each against the filtered set; a plain
+    # ``f.rowid IN`` would run the MATCH once per filtered chunk (seconds for a filter that
+    # keeps most of a large collection).
+    restrict = (
+        f"AND +f.rowid IN (SELECT c2.cid FROM kw_chunks AS c2 WHERE c2.coll = ? {where})"
+        if where
+        else ""
+    )
+    return db.execute(
+        f"""
+        SELECT c.chunk_id, c.text, c.meta, -s.rank FROM (
+            SELECT f.rowid AS cid, bm25({fts}) AS rank FROM {fts} AS f
+            WHERE {fts} MATCH ? {restrict}
+            ORDER BY rank, f.rowid LIMIT ?
+        ) AS s JOIN kw_chunks AS c ON c.cid = s.cid
+        ORDER BY s.rank, c.chunk_id
+        """,
+        (fts_query(terms), *([coll, *where_args] if where else []), k),
+    ).fetchall()
+
+
+def _fetch(
+    db: sqlite3.Connection, top: list[tuple[int, float]]
+) -> list[tuple[str, str, str, float]]:
+    """(chunk_id, text, meta, score) of these (cid, score), by score, then chunk id."""
+    if not top:
+        return []
+    marks = ",".join("?" * len(top))
+    sql = f"SELECT cid, chunk_id, text, meta FROM kw_chunks WHERE cid IN ({marks})"
+    found = {r[0]: r[1:] for r in db.execute(sql, [cid for cid, _ in top])}
+    rows = [(*found[cid], score) for cid, score in top]
+    return sorted(rows, key=lambda r: (-r[3], r[0]))
+
+
+def _hit(chunk_id: str, text: str, meta: str, score: float) -> Hit:
+    return Hit(Chunk.from_metadata(chunk_id, text, json.loads(meta)), score, {"keyword": score})
+
+
+def _drop_legacy_postings(db: sqlite3.Connection, coll: int) -> None:
+    """Remove a collection's rows from the earlier engine's postings table; the table itself
+    (and its index) once no collection has any left."""
+    sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kw_postings'"
+    if db.execute(sql).fetchone() is None:
+        return
+    db.execute("DELETE FROM kw_postings WHERE coll = ?", (coll,))
+    if db.execute("SELECT 1 FROM kw_postings LIMIT 1").fetchone() is None:
+        db.execute("DROP TABLE kw_postings")
 
 
 def _filter_sql(filters: Filters | None) -> tuple[str, list[str]]:
@@ -274,13 +483,22 @@ def _filter_sql(filters: Filters | None) -> tuple[str, list[str]]:
 
 
 def vacuum(path: Path) -> None:
-    """Rewrite a keyword index file (all its collections) without its free pages; empty its WAL.
+    """Rewrite a keyword index file (all its collections) without deleted terms or free pages;
+    empty its WAL.
 
-    A delete only marks a chunk's pages free: its text stays in the file (and in the
-    write-ahead log) until SQLite reuses them. After this it is physically gone from both.
-    SQLite takes the file for itself meanwhile: other processes' reads and writes wait.
+    A delete leaves the chunk's terms in FTS5's older segments until they are merged, and its
+    freed pages' bytes in the file (and in the write-ahead log) until SQLite reuses them. This
+    merges every FTS5 index into one segment (``optimize``, which drops deleted rows' terms),
+    then ``VACUUM``s: after it they are physically gone. SQLite takes the file for itself
+    meanwhile: other processes' reads and writes wait.
     """
     with contextlib.closing(sqlite3.connect(path, isolation_level=None, timeout=10)) as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "kw_collections" in tables:
+            for (coll,) in db.execute("SELECT id FROM kw_collections").fetchall():
+                fts = fts_table(coll)
+                if fts in tables:
+                    db.execute(f"INSERT INTO {fts} ({fts}) VALUES ('optimize')")
         db.execute("VACUUM")
         busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     if busy:

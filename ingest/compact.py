@@ -6,7 +6,8 @@ and Chroma keeps every write, text included, in its write-ahead log (``embedding
 its vector index persists (every 1000 writes). :func:`compact` rewrites all of it:
 
 1. per collection, Chroma purges its write log (:func:`~index.chroma_store.purge_write_log`);
-2. the keyword index and the manifest are rewritten by SQLite ``VACUUM``, their WALs emptied;
+2. the keyword index and the manifest are rewritten by SQLite ``VACUUM``, their WALs emptied
+   (the keyword index's FTS5 segments are merged first, which drops deleted chunks' terms);
 3. embedded Chroma's database: its full-text index merged, then ``chroma vacuum`` (Chroma's
    own maintenance: it purges the log and runs ``VACUUM``), with the client closed.
 

@@ -1,7 +1,9 @@
-"""The SQLite BM25 index and its tokenizer: stemming, Chinese words, ranking, persistence."""
+"""The SQLite FTS5 BM25 index and its tokenizer: stemming, Chinese words, ranking, persistence,
+transactions, filters, re-indexing and compaction."""
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import sqlite3
@@ -12,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from index.keyword import SqliteBM25Index
+from index import keyword
+from index.keyword import INDEX_VERSION, SqliteBM25Index, fts_table, vacuum
 from index.text_tokenize import _segmenter, tokenize
 from index.types import Chunk, Hit, chunk_id, document_id
 
@@ -43,6 +46,19 @@ def index(tmp_path: Path) -> Iterator[SqliteBM25Index]:
 
 def texts(hits: list[Hit]) -> list[str]:
     return [h.chunk.text for h in hits]
+
+
+def assert_consistent(path: Path) -> None:
+    """Every collection's FTS5 rows are its chunks, its count is theirs, FTS5 checks out."""
+    with sqlite3.connect(path) as db:
+        for coll, n in db.execute("SELECT id, n_chunks FROM kw_collections").fetchall():
+            fts = fts_table(coll)
+            cids = {r[0] for r in db.execute("SELECT cid FROM kw_chunks WHERE coll = ?", (coll,))}
+            assert {r[0] for r in db.execute(f"SELECT rowid FROM {fts}")} == cids
+            assert n == len(cids)
+            db.execute(f"INSERT INTO {fts} ({fts}) VALUES ('integrity-check')")
+        orphans = "SELECT COUNT(*) FROM kw_chunks WHERE coll NOT IN (SELECT id FROM kw_collections)"
+        assert db.execute(orphans).fetchone() == (0,)
 
 
 # -- tokenizer ---------------------------------------------------------------------------------
@@ -174,9 +190,19 @@ def test_hits_carry_the_bm25_score_and_full_provenance(index: SqliteBM25Index) -
     (hit,) = index.search("gamma", k=5)
     assert hit.chunk == chunk
     assert hit.scores == {"keyword": hit.score}
-    # By hand: N = 4, df = 1, tf = 1, |d| = 3, avgdl = (3 + 3 * 3) / 4 = 3.
-    idf = math.log(1 + (4 - 1 + 0.5) / (1 + 0.5))
-    assert hit.score == pytest.approx(idf * 1 * 2.5 / (1 + 1.5 * (1 - 0.75 + 0.75 * 3 / 3)))
+    # By hand, FTS5's bm25() negated: N = 4, df = 1, tf = 1, |d| = 3, avgdl = (3 + 3 * 3) / 4 = 3,
+    # k1 1.2, b 0.75, IDF ln((N - df + 0.5) / (df + 0.5)).
+    idf = math.log((4 - 1 + 0.5) / (1 + 0.5))
+    assert hit.score == pytest.approx(idf * 1 * 2.2 / (1 + 1.2 * (1 - 0.75 + 0.75 * 3 / 3)))
+
+
+def test_a_term_in_most_chunks_counts_for_almost_nothing(index: SqliteBM25Index) -> None:
+    """FTS5's IDF is floored at 1e-6 for a term in half the chunks or more; scores stay > 0."""
+    index.upsert([make_chunk(f"common filler{i}", index=i) for i in range(5)])
+    index.upsert([make_chunk("common rare", index=9), make_chunk("other words", index=10)])
+    hits = index.search("common", k=10)
+    assert len(hits) == 6 and all(0 < h.score < 1e-5 for h in hits)
+    assert texts(index.search("common rare", k=1)) == ["common rare"]
 
 
 def test_rarer_terms_score_higher(index: SqliteBM25Index) -> None:
@@ -217,7 +243,8 @@ def test_delete_removes_chunk_and_postings(index: SqliteBM25Index) -> None:
     assert index.count() == 1 and index.ids() == {b.id}
     index.delete([b.id])
     with sqlite3.connect(index.path) as db:
-        assert db.execute("SELECT COUNT(*) FROM kw_postings").fetchone() == (0,)
+        assert db.execute(f"SELECT COUNT(*) FROM {fts_table(1)}").fetchone() == (0,)
+    assert_consistent(index.path)
 
 
 def test_a_failed_upsert_leaves_the_old_state(index: SqliteBM25Index) -> None:
@@ -230,6 +257,18 @@ def test_a_failed_upsert_leaves_the_old_state(index: SqliteBM25Index) -> None:
     assert index.ids() == {old.id}
     assert texts(index.search("alpha", k=5)) == ["stable alpha"]
     assert index.search("beta gamma", k=5) == []
+    assert_consistent(index.path)
+
+
+def test_a_failed_delete_leaves_the_old_state(index: SqliteBM25Index) -> None:
+    """The FTS5 rows are part of the transaction: a delete that fails half-way undoes them."""
+    a, b = make_chunk("alpha one", index=0), make_chunk("beta two", index=1)
+    index.upsert([a, b])
+    with pytest.raises(sqlite3.ProgrammingError):
+        index.delete([a.id, object()])  # type: ignore[list-item]  # fails after a's rows went
+    assert index.ids() == {a.id, b.id} and index.count() == 2
+    assert sorted(texts(index.search("alpha beta", k=5))) == ["alpha one", "beta two"]
+    assert_consistent(index.path)
 
 
 def test_results_survive_close_and_reopen(tmp_path: Path) -> None:
@@ -335,25 +374,90 @@ def test_ids_follow_a_model_through_random_upserts_and_deletes(index: SqliteBM25
                 model.pop(cid, None)
         assert index.ids() == set(model)
         assert index.count() == len(model)
-    with sqlite3.connect(index.path) as db:
-        n, total = db.execute("SELECT n_chunks, total_len FROM kw_collections").fetchone()
-        assert (n, total) == db.execute("SELECT COUNT(*), SUM(length) FROM kw_chunks").fetchone()
-        orphans = "SELECT COUNT(*) FROM kw_postings WHERE cid NOT IN (SELECT cid FROM kw_chunks)"
-        assert db.execute(orphans).fetchone() == (0,)
+    assert_consistent(index.path)
     for chunk in model.values():
         assert index.search(chunk.text.split()[0], k=1)[0].chunk == chunk
 
 
-def test_a_stale_tokenizer_version_rebuilds_postings(tmp_path: Path) -> None:
+def test_a_stale_index_version_rebuilds_the_terms(tmp_path: Path) -> None:
     path = tmp_path / "kw.sqlite3"
     with SqliteBM25Index(path, "main") as idx:
         idx.upsert([make_chunk("alpha 回滚流程")])
     with sqlite3.connect(path) as db:
-        db.execute("DELETE FROM kw_postings")
-        db.execute("UPDATE kw_collections SET tokenizer = 'old', total_len = 0")
+        db.execute(f"DELETE FROM {fts_table(1)}")
+        db.execute("UPDATE kw_collections SET tokenizer = 'old'")
     with SqliteBM25Index(path, "main") as idx:
         assert texts(idx.search("回滚", k=1)) == ["alpha 回滚流程"]
         assert idx.count() == 1
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT tokenizer FROM kw_collections").fetchall() == [(INDEX_VERSION,)]
+    assert_consistent(path)
+
+
+def test_a_tokenizer_change_re_tokenizes_the_stored_texts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new tokenizer version re-indexes each collection once, at open, from its stored texts
+    (lengths included); other collections in the file are re-indexed when they are opened."""
+    path = tmp_path / "kw.sqlite3"
+    with SqliteBM25Index(path, "a") as a, SqliteBM25Index(path, "b") as b:
+        a.upsert([make_chunk("alpha procedure"), make_chunk("beta notes", index=1)])
+        b.upsert([make_chunk("gamma procedure")])
+    monkeypatch.setattr(keyword, "INDEX_VERSION", "fts5/next")
+    monkeypatch.setattr(keyword, "tokenize", lambda text: [*tokenize(text), "zzmark"])
+    with SqliteBM25Index(path, "a") as a:
+        assert sorted(texts(a.search("zzmark", k=5))) == ["alpha procedure", "beta notes"]
+        assert a.count() == 2
+    with sqlite3.connect(path) as db:
+        versions = dict(db.execute("SELECT name, tokenizer FROM kw_collections").fetchall())
+        assert versions == {"a": "fts5/next", "b": INDEX_VERSION}
+        lengths = db.execute("SELECT length FROM kw_chunks WHERE coll = 1 ORDER BY cid")
+        assert [r[0] for r in lengths] == [3, 3]  # the new terms' count: two words + zzmark
+    with SqliteBM25Index(path, "b") as b:
+        assert texts(b.search("zzmark", k=5)) == ["gamma procedure"]
+    assert_consistent(path)
+
+
+_LEGACY_SCHEMA = """
+CREATE TABLE kw_collections (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, n_chunks INTEGER NOT NULL DEFAULT 0,
+    total_len INTEGER NOT NULL DEFAULT 0, tokenizer TEXT NOT NULL);
+CREATE TABLE kw_chunks (
+    cid INTEGER PRIMARY KEY, coll INTEGER NOT NULL, chunk_id TEXT NOT NULL, doc_id TEXT NOT NULL,
+    source TEXT NOT NULL, length INTEGER NOT NULL, text TEXT NOT NULL, meta TEXT NOT NULL,
+    UNIQUE (coll, chunk_id));
+CREATE TABLE kw_postings (
+    coll INTEGER NOT NULL, term TEXT NOT NULL, cid INTEGER NOT NULL, tf INTEGER NOT NULL,
+    PRIMARY KEY (coll, term, cid)) WITHOUT ROWID;
+CREATE INDEX kw_postings_cid ON kw_postings (cid);
+"""
+
+
+def test_a_file_of_the_earlier_postings_engine_is_re_indexed(tmp_path: Path) -> None:
+    """A keywords.sqlite written before FTS5 (docqa's own BM25 over ``kw_postings``) is
+    re-indexed from its stored texts, one collection at a time, and its postings dropped."""
+    path = tmp_path / "kw.sqlite3"
+    a, b = make_chunk("alpha 回滚流程"), make_chunk("beta notes", index=1)
+    with sqlite3.connect(path) as db:
+        db.executescript(_LEGACY_SCHEMA)
+        db.execute("INSERT INTO kw_collections VALUES (1, 'a', 1, 3, '1'), (2, 'b', 1, 2, '1')")
+        for cid, coll, c in ((1, 1, a), (2, 2, b)):
+            db.execute(
+                "INSERT INTO kw_chunks VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
+                (cid, coll, c.id, c.doc_id, c.source, c.text, json.dumps(c.metadata())),
+            )
+            db.execute("INSERT INTO kw_postings VALUES (?, 'x', ?, 1)", (coll, cid))
+    with SqliteBM25Index(path, "a") as idx:
+        [hit] = idx.search("回滚", k=5)
+        assert hit.chunk == a and idx.count() == 1
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT coll FROM kw_postings").fetchall() == [(2,)]
+    with SqliteBM25Index(path, "b") as idx:
+        assert texts(idx.search("notes", k=5)) == ["beta notes"]
+    with sqlite3.connect(path) as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+        assert "kw_postings" not in tables and "kw_postings_cid" not in tables
+    assert_consistent(path)
 
 
 def test_one_writer_and_several_readers_share_an_instance(index: SqliteBM25Index) -> None:
@@ -394,7 +498,230 @@ def test_a_table_chunk_is_found_by_its_rendered_rows_and_returns_its_own_text(
             assert hit.chunk == table and hit.chunk.text == text
         assert "负责人" not in text and "owner" not in text.lower()  # only the rendering has them
     with sqlite3.connect(path) as db:
-        db.execute("DELETE FROM kw_postings")
-        db.execute("UPDATE kw_collections SET tokenizer = 'old', total_len = 0")
+        db.execute(f"DELETE FROM {fts_table(1)}")
+        db.execute("UPDATE kw_collections SET tokenizer = 'old'")
     with SqliteBM25Index(path, "main") as idx:
         assert [h.chunk.rendered for h in idx.search("负责人", k=1)] == [rendered]
+
+
+# -- FTS5 specifics ----------------------------------------------------------------------------
+
+
+def test_each_of_our_terms_is_one_fts5_token(index: SqliteBM25Index) -> None:
+    """FTS5's ``ascii`` tokenizer with ``.`` and ``_`` as token characters neither splits nor
+    folds our terms: the index holds exactly ``tokenize``'s terms."""
+    text = (
+        "Set api_key for Orbit 3.2.0 over TLS1.2; naïve café Ｖ２ déjà-vu x_y.z "
+        "中华人民共和国 的回滚流程 Ελληνικά русский ١٢٣ ｶﾀｶﾅ 한국어 e=mc² 50% C++ O'Neil"
+    )
+    index.upsert([make_chunk(text)])
+    fts = fts_table(1)
+    with sqlite3.connect(index.path) as db:
+        db.execute(f"CREATE VIRTUAL TABLE temp.v USING fts5vocab(main, {fts}, row)")
+        stored = {r[0]: r[1] for r in db.execute("SELECT term, cnt FROM temp.v")}
+    assert stored == {t: 1 for t in set(tokenize(text))}
+    for term in set(tokenize(text)):
+        assert texts(index.search(term, k=1)) == [text], term
+
+
+@pytest.mark.parametrize(
+    "query", ["NEAR(alpha beta)", 'alpha AND "beta', "alpha* OR -beta ^gamma", "col:alpha {x}"]
+)
+def test_query_syntax_is_never_interpreted(index: SqliteBM25Index, query: str) -> None:
+    """Every term goes to FTS5 as a quoted string: no operator, column filter or prefix."""
+    index.upsert([make_chunk("alpha beta gamma near col"), make_chunk("delta", index=1)])
+    assert texts(index.search(query, k=5)) == ["alpha beta gamma near col"]
+
+
+def test_collections_keep_their_own_statistics(tmp_path: Path) -> None:
+    """N, df and avgdl are per collection: filling another collection changes no score."""
+    path = tmp_path / "kw.sqlite3"
+    with SqliteBM25Index(path, "a") as a, SqliteBM25Index(path, "b") as b:
+        a.upsert([make_chunk("alpha beta", index=0), make_chunk("gamma delta", index=1)])
+        before = [(h.chunk.id, h.score) for h in a.search("alpha gamma", k=5)]
+        b.upsert([make_chunk(f"alpha filler {i}", index=i) for i in range(20)])
+        assert [(h.chunk.id, h.score) for h in a.search("alpha gamma", k=5)] == before
+    assert_consistent(path)
+
+
+def test_drop_removes_the_collections_fts5_table(tmp_path: Path) -> None:
+    path = tmp_path / "kw.sqlite3"
+    with SqliteBM25Index(path, "a") as a, SqliteBM25Index(path, "b") as b:
+        a.upsert([make_chunk("alpha")])
+        b.upsert([make_chunk("beta")])
+        a.drop()
+        a.drop()  # dropping an absent collection is a no-op
+        assert a.search("alpha", k=5) == [] and a.count() == 0
+    with sqlite3.connect(path) as db:
+        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert fts_table(1) not in names and fts_table(2) in names
+    assert_consistent(path)
+
+
+def test_two_instances_on_one_file_see_each_others_writes(tmp_path: Path) -> None:
+    """Another connection (another process: an ingest beside the server) reads what one
+    committed, at its next search."""
+    path = tmp_path / "kw.sqlite3"
+    with SqliteBM25Index(path, "main") as writer, SqliteBM25Index(path, "main") as reader:
+        assert reader.search("alpha", k=5) == []
+        chunk = make_chunk("alpha one")
+        writer.upsert([chunk])
+        assert texts(reader.search("alpha", k=5)) == ["alpha one"] and reader.count() == 1
+        writer.delete([chunk.id])
+        assert reader.search("alpha", k=5) == [] and reader.count() == 0
+
+
+def _files_holding(folder: Path, needle: str) -> list[str]:
+    return sorted(
+        p.name for p in folder.iterdir() if p.is_file() and needle.encode() in p.read_bytes()
+    )
+
+
+def test_vacuum_makes_a_deleted_chunks_terms_and_text_physically_gone(tmp_path: Path) -> None:
+    """A delete leaves the chunk's terms in FTS5's older segments: VACUUM alone would keep
+    them. ``vacuum`` merges the segments first (FTS5 ``optimize``), then rewrites the file."""
+    path = tmp_path / "kw.sqlite3"
+    secret = make_chunk("Zanzibarquokka launch code 7731", index=99)
+    with SqliteBM25Index(path, "main") as idx:
+        idx.upsert([make_chunk(f"common words number{i}", index=i) for i in range(50)])
+        idx.upsert([secret])
+        idx.upsert([make_chunk(f"later words n{i}", index=100 + i) for i in range(50)])
+        idx.delete([secret.id])
+        assert idx.search("zanzibarquokka", k=5) == []
+    assert _files_holding(tmp_path, "zanzibarquokka")  # the term, in an FTS5 segment
+    vacuum(path)
+    assert _files_holding(tmp_path, "zanzibarquokka") == []
+    assert _files_holding(tmp_path, "Zanzibarquokka") == []
+    with SqliteBM25Index(path, "main") as idx:
+        assert len(idx.search("words", k=200)) == 100 and idx.count() == 100
+        idx.upsert([make_chunk("fresh words")])  # the store takes writes again
+        assert texts(idx.search("fresh", k=5)) == ["fresh words"]
+    assert_consistent(path)
+
+
+# -- the bm25s snapshot ------------------------------------------------------------------------
+
+
+def _corpus(n: int, seed: int = 5) -> list[Chunk]:
+    """``n`` chunks of common and rare English and Chinese words, every fifth text a copy of
+    another's (ties), over three sources."""
+    rng = random.Random(seed)
+    words = ["alpha", "beta", "gamma", "delta", "omega", "回滚", "部署", "监控", "告警", "机房"]
+    words += [f"rare{i}" for i in range(40)]
+    weights = [30, 20, 12, 8, 5, 10, 6, 4, 2, 1] + [1] * 40
+    texts = [" ".join(rng.choices(words, weights, k=rng.randint(3, 30))) for _ in range(n)]
+    for i in range(0, n, 5):
+        texts[i] = texts[rng.randrange(n)]
+    return [make_chunk(t, source=f"s{i % 3}.md", index=i) for i, t in enumerate(texts)]
+
+
+QUERIES = ["alpha", "beta rare3", "回滚 部署 监控", "rare7 rare7 gamma 机房", "omega delta rare1"]
+
+
+def assert_same_ranking(got: list[Hit], want: list[Hit]) -> None:
+    """The same chunks in the same order, the same scores but for float rounding."""
+    assert [h.chunk.id for h in got] == [h.chunk.id for h in want]
+    assert [h.score for h in got] == pytest.approx([h.score for h in want], rel=1e-9)
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[SqliteBM25Index, SqliteBM25Index]]:
+    """Two instances on one file, both scoring as a large collection does: one with a
+    snapshot, one on FTS5 alone (no background builds)."""
+    path = tmp_path / "kw.sqlite3"
+    with (
+        SqliteBM25Index(path, "main", snapshot_min_chunks=1) as fast,
+        SqliteBM25Index(path, "main", snapshot_min_chunks=1, background=False) as fts,
+    ):
+        yield fast, fts
+
+
+def test_the_snapshot_gives_fts5s_hits_scores_and_ties(
+    pair: tuple[SqliteBM25Index, SqliteBM25Index],
+) -> None:
+    fast, fts = pair
+    fast.upsert(_corpus(400))
+    assert fast.warm_up()
+    small = document_id("s1.md")
+    for query in QUERIES:
+        for k in (1, 3, 10, 500):
+            for filters in (None, {"source": "s2.md"}, {"doc_id": [small]}, {"source": []}):
+                got, want = fast.search(query, k, filters), fts.search(query, k, filters)
+                assert_same_ranking(got, want)
+                assert [h.chunk for h in got] == [h.chunk for h in want]
+    assert fast._snapshot is not None and fts._snapshot is None
+
+
+def test_a_large_collection_scores_its_informative_terms_only(
+    pair: tuple[SqliteBM25Index, SqliteBM25Index],
+) -> None:
+    """A term in half the chunks or more has FTS5's floored IDF (1e-6), bm25s's 0: both ways
+    leave it out of a query that has other terms, and a query of such terms alone goes to
+    FTS5 whole (ranked by their term frequencies)."""
+    fast, fts = pair
+    fast.upsert([make_chunk(f"common filler{i}", index=i) for i in range(5)])
+    fast.upsert([make_chunk("common rare", index=9), make_chunk("rare rare other", index=10)])
+    assert fast.warm_up()
+    for index in (fast, fts):
+        assert texts(index.search("common rare", k=10)) == ["rare rare other", "common rare"]
+        assert len(index.search("common", k=10)) == 6
+    small = SqliteBM25Index(fast.path, "main")  # below the threshold: every term counts
+    assert len(small.search("common rare", k=10)) == 7
+    small.close()
+
+
+def test_writes_are_seen_at_once_and_the_snapshot_is_rebuilt(
+    pair: tuple[SqliteBM25Index, SqliteBM25Index],
+) -> None:
+    """A write (here, or by another connection: another process) gives the collection a new
+    generation: searches go to FTS5 at once, and a new snapshot is built in the background."""
+    fast, other = pair
+    chunks = _corpus(60)
+    fast.upsert(chunks)
+    assert fast.warm_up()
+    before = fast._snapshot
+    other.upsert([make_chunk("rare3 newcomer", index=999)])
+    other.delete([chunks[1].id])
+    assert texts(fast.search("newcomer", k=5)) == ["rare3 newcomer"]
+    assert chunks[1].id not in {h.chunk.id for h in fast.search(chunks[1].text, k=100)}
+    assert fast._builder is not None
+    fast._builder.join()
+    after = fast._snapshot
+    assert after is not None and before is not None and after.generation > before.generation
+    assert texts(fast.search("newcomer", k=5)) == ["rare3 newcomer"]
+    for query in QUERIES:
+        assert_same_ranking(fast.search(query, 20), other.search(query, 20))
+
+
+def test_a_dropped_and_refilled_collection_never_meets_its_old_snapshot(tmp_path: Path) -> None:
+    """Generations come from one counter for the whole file: a collection dropped and made
+    again elsewhere (its id reused) never matches a snapshot of the old one."""
+    path = tmp_path / "kw.sqlite3"
+    with (
+        SqliteBM25Index(path, "main", snapshot_min_chunks=1) as reader,
+        SqliteBM25Index(path, "main", snapshot_min_chunks=1) as writer,
+    ):
+        writer.upsert([make_chunk("alpha old", index=0), make_chunk("beta", index=1)])
+        assert reader.warm_up()
+        writer.drop()
+        writer.upsert([make_chunk("alpha new", index=0), make_chunk("gamma", index=1)])
+        assert texts(reader.search("alpha", k=5)) == ["alpha new"]
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT id, generation FROM kw_collections").fetchall() == [(1, 2)]
+
+
+def test_below_the_threshold_no_snapshot_is_built(index: SqliteBM25Index) -> None:
+    index.upsert(_corpus(50))
+    assert index.snapshot_min_chunks > 50
+    assert not index.warm_up()
+    assert index.search("alpha", k=5)
+    assert index._builder is None and index._snapshot is None
+
+
+def test_close_waits_for_a_build_under_way(tmp_path: Path) -> None:
+    idx = SqliteBM25Index(tmp_path / "kw.sqlite3", "main", snapshot_min_chunks=1)
+    idx.upsert(_corpus(200))
+    assert idx.search("alpha", k=5)  # on FTS5, starting a build
+    builder = idx._builder
+    idx.close()
+    assert builder is not None and not builder.is_alive() and idx._snapshot is None
