@@ -22,7 +22,7 @@ Design:
   min-max normalization expects. Ties go to the older row, then hits are ordered by score and
   chunk id. Filters (source, doc_id) restrict the rows; N, df and avgdl stay the collection's.
 - Two ways to the same top k. FTS5 walks every chunk holding a query term and scores each,
-  which takes hundreds of milliseconds for a common question on 100,000 chunks. So a collection
+  which takes 72-114 ms at p95 on 100,000 chunks (docs/BENCHMARKS.md). So a collection
   of ``snapshot_min_chunks`` or more is also scored from a `Snapshot` (``index.keyword_snapshot``,
   bm25s: the same scores in a few milliseconds), built in a background thread when a search finds
   none for the collection's current generation; until then FTS5 answers. Every write sets the

@@ -1,10 +1,10 @@
 """An in-memory copy of one keyword collection, scored by bm25s: the fast path of its search.
 
 FTS5 ranks a query by walking every chunk that holds any query term and calling ``bm25()`` on
-each one: a few microseconds a match, 100-300 ms for a question whose terms occur in half of a
-100,000-chunk collection (docs/BENCHMARKS.md). bm25s (https://github.com/xhluca/bm25s, MIT)
-computes every (term, chunk) score once, into a sparse matrix; a query is then the sum of a few
-of its columns (numpy) and a partial sort.
+each one: a few microseconds a match, 72-114 ms at p95 (up to 200 ms) for the benchmark's
+questions on 100,000 chunks, 63,000 (term, chunk) pairs at p95 (docs/BENCHMARKS.md). bm25s
+(https://github.com/xhluca/bm25s, MIT) computes every (term, chunk) score once, into a sparse
+matrix; a query is then the sum of a few of its columns (numpy) and a partial sort.
 
 A `Snapshot` is a cache of a collection's FTS5 index at one *generation* (``generation`` in
 ``kw_collections``, which every write sets from a counter of the whole file, so a value is never
@@ -19,9 +19,10 @@ difference: where a term is in half the chunks or more, FTS5's IDF is 1e-6 and b
 both paths score only the query's *informative* terms (`informative`), and FTS5 alone answers a
 query that has none. Scores are float64 as FTS5's, so ties and their order are the same.
 
-Concessions: the snapshot holds the collection's terms in memory (about 70 MB at 100,000 chunks
-of 200 tokens); a build is a Python loop over the chunks (tens of seconds at 100,000 chunks on
-a loaded 2-core machine), run in a background thread, once per generation that a search sees.
+Concessions: the snapshot holds the collection's terms in memory (69 MB of arrays at 100,000
+chunks of 200 tokens, the vocabulary on top); a build is a Python loop over the chunks (8-13 s
+at 100,000 chunks on a shared 2-core machine), run in a background thread, once per generation
+that a search sees.
 """
 
 from __future__ import annotations
