@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from index.types import Chunk, Hit
 from modelstore.cache import ModelCache
 from modelstore.catalog import MODELS
+from tests.app.fake_backend import ClientFactory
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 
@@ -41,3 +44,14 @@ def smollm_path(test_models: ModelCache) -> Path:
     path = test_models.status(MODELS["smollm2-135m-instruct"]).path
     assert path is not None
     return path
+
+
+@pytest.fixture
+def make_client(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[..., TestClient]]:
+    """``make_client(generator, **settings)``: a started service on fakes with the test module's
+    ``DOCS`` (name to text) uploaded; every client made is stopped after the test."""
+    factory = ClientFactory(tmp_path, request.module.DOCS)
+    yield factory.make
+    factory.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ from app.generation.fake import FakeGenerator
 from app.generation.protocol import Messages
 from app.main import create_app
 from tests.app.fake_backend import (
-    ClientFactory,
     fake_backend,
     fake_settings,
     sse_events,
@@ -56,14 +54,6 @@ def reply(messages: Messages) -> str:
     if f"Question: {RELEASE}" in prompt:
         return RELEASE_ANSWER
     return DECLINE
-
-
-@pytest.fixture
-def make_client(tmp_path: Path) -> Iterator[Any]:
-    """``make_client(generator, **settings)``: a started service on fakes, documents uploaded."""
-    factory = ClientFactory(tmp_path, DOCS)
-    yield factory.make
-    factory.close()
 
 
 @pytest.fixture

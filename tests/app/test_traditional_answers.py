@@ -7,8 +7,6 @@ alone. The fake model answers in simplified script whatever it is asked, as smal
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +17,7 @@ from app.answer.prompt import DECLINE_EN, DECLINE_ZH, is_decline
 from app.answer.units import content_units
 from app.generation.fake import FakeGenerator
 from app.generation.protocol import Messages
-from tests.app.fake_backend import ClientFactory, sse_events
+from tests.app.fake_backend import sse_events
 
 DOCS = {
     "keys.txt": "Orbit API 密钥 每 30 天 轮换 一次 ，由 安全 团队 签约 管理。",
@@ -42,14 +40,6 @@ def reply(messages: Messages) -> str:
     if f"Question: {TRADITIONAL_Q}" in prompt or f"Question: {SIMPLIFIED_Q}" in prompt:
         return SIMPLIFIED_ANSWER
     return DECLINE_EN
-
-
-@pytest.fixture
-def make_client(tmp_path: Path) -> Iterator[Any]:
-    """``make_client(generator, **settings)``: a started service on fakes, documents uploaded."""
-    factory = ClientFactory(tmp_path, DOCS)
-    yield factory.make
-    factory.close()
 
 
 @pytest.fixture
