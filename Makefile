@@ -39,7 +39,7 @@ check: install
 
 # The default profile's models too (about 20 s to assemble and verify): the table questions are
 # answered by them in tests/app/test_table_answers.py, which fails under CI without them.
-test: check $(VENV)/.models-test $(VENV)/.models-e5 $(VENV)/.models-default browser
+test: check $(VENV)/.models-test $(VENV)/.models-e5 $(VENV)/.models-default browser postgres prometheus
 	DOCQA_MODELS_DIR="$(CURDIR)/.docqa-test/models" $(BIN)/docqa --profile default models prepare
 	$(BIN)/pytest $(PYTEST_ARGS)
 	$(MAKE) eval-gate
@@ -85,3 +85,19 @@ demo: install models-default
 
 clean:
 	rm -rf $(VENV) .docqa .docqa-test .mypy_cache .ruff_cache
+
+# The shared-state tests (a manifest, keyword index and job queue in PostgreSQL, the two-host
+# end-to-end test) start a throw-away server from Debian's `postgresql` package
+# (tests/pg_server.py: initdb in a temp dir, a loopback port); apt-get installs it when missing.
+.PHONY: postgres
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || { \
+		apt-get update && apt-get install -y --no-install-recommends postgresql; }
+
+# The deploy tests (tests/test_deploy.py) run Debian's Prometheus: promtool checks
+# deploy/prometheus, and a real Prometheus scrapes a real `docqa serve` on loopback ports;
+# apt-get installs the package (both binaries) when missing.
+.PHONY: prometheus
+prometheus:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+		apt-get update && apt-get install -y --no-install-recommends prometheus; }

@@ -13,6 +13,7 @@ from config.settings import Settings
 from index.embedding_cache import CachedEmbedder
 from index.protocols import VectorIndex
 from index.retriever import Retriever
+from ingest.jobs import JobStore
 from ingest.manifest import Manifest
 from ingest.pipeline import Ingestor
 
@@ -24,6 +25,11 @@ class Backend(Protocol):
     settings: Settings
     manifest: Manifest
     embedder: CachedEmbedder
+
+    @property
+    def jobs(self) -> JobStore:
+        """The ingest job queue (shared by every host with DOCQA_DATABASE_URL)."""
+        ...
 
     @property
     def answers(self) -> AnswerService: ...

@@ -2,7 +2,9 @@
 
 Models and stores load in the lifespan, in a worker thread, so /healthz answers at once and
 /readyz says 503 until they are ready. The backend factory comes from the composition root
-(``wiring.compose``), so this module never decides which models to build.
+(``wiring.compose``), so this module never decides which models to build. Unless
+``DOCQA_WORKER=false``, an ingest worker runs in a thread once the backend is ready (uploads
+are jobs: ``ingest/worker.py``); shutdown lets its job in hand finish.
 """
 
 from __future__ import annotations
@@ -20,15 +22,19 @@ from app import error_handlers
 from app.answer_observer import AnswerObserver
 from app.backend import Backend
 from app.errors import ApiError
-from app.routes import ask, chat, documents, health, retrieve
+from app.routes import ask, chat, documents, health, jobs, retrieve
 from app.security import check_api_key, require_api_key
 from app.state import ServiceState
 from app.upload_limit import UploadLimit, upload_limit_bytes
 from config.settings import Settings
+from ingest.worker import JobWorker
 
 log = logging.getLogger(__name__)
 
 BackendFactory = Callable[[Settings], Backend]
+# How long shutdown waits for the in-process worker's job in hand; past it the job's lease
+# expires and a worker (this one, restarted) runs it again, duplicating nothing.
+WORKER_STOP_TIMEOUT_S = 30.0
 
 
 def create_app(settings: Settings, build_backend: BackendFactory) -> FastAPI:
@@ -39,6 +45,8 @@ def create_app(settings: Settings, build_backend: BackendFactory) -> FastAPI:
         task = asyncio.create_task(_load(state, build_backend))
         yield
         task.cancel()
+        if state.worker is not None:
+            await asyncio.to_thread(state.worker.stop, WORKER_STOP_TIMEOUT_S)
         if state.backend is not None:
             state.backend.close()
 
@@ -54,6 +62,7 @@ def create_app(settings: Settings, build_backend: BackendFactory) -> FastAPI:
     protected = [Depends(require_api_key)]
     app.include_router(retrieve.router, dependencies=protected)
     app.include_router(documents.router, dependencies=protected)
+    app.include_router(jobs.router, dependencies=protected)
     app.include_router(ask.router, dependencies=protected)
     app.include_router(chat.router, dependencies=protected)
 
@@ -115,5 +124,12 @@ async def _load(state: ServiceState, build_backend: BackendFactory) -> None:
                 "profile": state.settings.profile,
             }
         )
+    state.metrics.watch_jobs(backend.jobs.counts)
     state.backend = backend
+    if state.settings.worker:
+        worker = JobWorker(
+            backend.jobs, backend.ingestor, backend.manifest, lease_s=state.settings.job_lease_s
+        )
+        worker.start()
+        state.worker = worker
     log.info("docqa ready")

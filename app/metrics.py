@@ -30,6 +30,27 @@ class _CacheCollector(Collector):
         )
 
 
+class _JobsCollector(Collector):
+    """Ingest jobs by state, read from the job store at scrape time: the queue's depth (queued),
+    the work in hand (running) and the failures. Shared by every host of one database, so each
+    host reports the same numbers (take ``max`` across hosts, not ``sum``)."""
+
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "docqa_ingest_jobs", "Ingest jobs in the job store by state.", labels=["state"]
+        )
+        try:
+            counts = self._counts()
+        except Exception:  # a database away must not fail the whole scrape
+            counts = {}
+        for state, n in counts.items():
+            family.add_metric([state], float(n))
+        yield family
+
+
 class _GpuCollector(Collector):
     """GPU memory and utilization, only when torch sees CUDA (nothing is exported on CPU)."""
 
@@ -121,6 +142,9 @@ class Metrics:
 
     def watch_cache(self, counts: Callable[[], tuple[int, int]]) -> None:
         self.registry.register(_CacheCollector(counts))
+
+    def watch_jobs(self, counts: Callable[[], dict[str, int]]) -> None:
+        self.registry.register(_JobsCollector(counts))
 
     def observe_stages(self, timings_ms: dict[str, float]) -> None:
         for stage, ms in timings_ms.items():

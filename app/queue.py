@@ -1,8 +1,10 @@
-"""Generation runs off the event loop, one at a time, behind a bounded queue.
+"""Generation runs off the event loop, ``workers`` at a time, behind a bounded queue.
 
 One model in one process serves one generation at a time (a second would only slow both on a
-CPU, and fight for memory on a GPU). Requests wait in a bounded queue; when it is full the
-service answers 503 with ``Retry-After`` at once instead of letting latency grow without bound.
+CPU, and fight for memory on a GPU). A remote generator (an OpenAI-compatible server) runs
+``DOCQA_GENERATOR_CONCURRENCY`` at once, so the server's batching is fed. Requests wait in a
+bounded queue; when it is full the service answers 503 with ``Retry-After`` at once instead of
+letting latency grow without bound.
 """
 
 from __future__ import annotations
@@ -18,10 +20,15 @@ T = TypeVar("T")
 
 
 class GenerationQueue:
-    def __init__(self, max_pending: int, on_depth: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        max_pending: int,
+        on_depth: Callable[[int], None] | None = None,
+        workers: int = 1,
+    ) -> None:
         # ``on_depth`` may be set later (the HTTP layer hangs its gauge on a built service).
-        self.max_pending = max_pending  # waiting plus running
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate")
+        self.max_pending = max(max_pending, workers)  # waiting plus running
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="generate")
         self._pending = 0
         self._lock = threading.Lock()
         self.on_depth = on_depth

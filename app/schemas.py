@@ -215,3 +215,32 @@ class UploadReport(BaseModel):
     cache_hits: int
     cache_misses: int
     seconds: float
+
+
+class JobProgress(BaseModel):
+    stage: str = Field(description="queued, parsing, embedding, writing, done or failed.")
+    chunks_done: int = Field(description="Chunks embedded so far in this attempt.")
+    chunks_total: int = Field(description="Chunks to embed in this attempt (0 until chunked).")
+
+
+class JobInfo(BaseModel):
+    """An ingest job: an upload waiting for, or run by, a worker (``GET /v1/jobs/{id}``)."""
+
+    id: str
+    collection: str
+    source: str
+    state: Literal["queued", "running", "done", "failed"]
+    attempts: int = Field(description="Tries so far (a worker that died counts).")
+    max_attempts: int
+    progress: JobProgress
+    size: int = Field(description="The upload's bytes.")
+    created_at: float = Field(description="Unix time.")
+    started_at: float | None = None
+    finished_at: float | None = None
+    worker: str | None = Field(None, description="host:pid:tag of the worker running it last.")
+    error: str | None = Field(None, description="Why it failed, or the last retried error.")
+    report: UploadReport | None = Field(None, description="The ingest report, when it ran.")
+
+
+class JobsResponse(BaseModel):
+    jobs: list[JobInfo]

@@ -11,6 +11,7 @@ from app.metrics import Metrics
 from app.monitoring import AnswerMonitor, ReviewLog
 from app.ratelimit import TokenBucket
 from config.settings import Settings
+from ingest.worker import JobWorker
 
 
 @dataclass
@@ -22,6 +23,7 @@ class ServiceState:
     limiter: TokenBucket = field(init=False)
     monitor: AnswerMonitor = field(default_factory=AnswerMonitor)
     review: ReviewLog = field(init=False)
+    worker: JobWorker | None = None  # the in-process ingest worker (DOCQA_WORKER)
 
     def __post_init__(self) -> None:
         self.limiter = TokenBucket(self.settings.rate_limit_per_minute)

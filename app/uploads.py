@@ -1,12 +1,9 @@
-"""Uploaded files: safe names and sources, type and size limits, one upload per source at once."""
+"""Uploaded files: safe names and sources, type and size limits."""
 
 from __future__ import annotations
 
 import re
-import threading
 import unicodedata
-from collections.abc import Hashable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from app.errors import PayloadTooLargeError, UnsupportedMediaError, ValidationFailedError
@@ -89,29 +86,3 @@ def check_type(name: str) -> None:
 def check_size(size: int, limit: int) -> None:
     if size > limit:
         raise PayloadTooLargeError(f"file is {size} bytes, over the limit of {limit}")
-
-
-class KeyedLocks:
-    """One lock per key, kept while someone holds or waits for it.
-
-    Uploads of one source hold it from the replace check to the end of the ingest, so two
-    concurrent uploads of one source cannot both pass the check and silently replace each other.
-    """
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[Hashable, tuple[threading.Lock, list[int]]] = {}
-
-    @contextmanager
-    def hold(self, key: Hashable) -> Iterator[None]:
-        with self._guard:
-            lock, users = self._locks.setdefault(key, (threading.Lock(), [0]))
-            users[0] += 1
-        try:
-            with lock:
-                yield
-        finally:
-            with self._guard:
-                users[0] -= 1
-                if not users[0]:
-                    del self._locks[key]

@@ -104,10 +104,47 @@ class Settings(BaseSettings):
     llm_threads: int | None = Field(
         None, ge=1, le=512, description="llama.cpp threads; unset: every core this process has."
     )
+    generator_url: str | None = Field(
+        None,
+        description="An OpenAI-compatible server (vLLM, llama.cpp server, Ollama, TGI) that "
+        "generates instead of the in-process model: its base URL, e.g. http://vllm:8000/v1.",
+    )
+    generator_api_key: SecretStr | None = Field(
+        None, description="The bearer key DOCQA_GENERATOR_URL wants, if any."
+    )
+    generator_model: str | None = Field(
+        None,
+        description="The model name to ask DOCQA_GENERATOR_URL for; unset: the one it serves "
+        "(its /models list).",
+    )
+    generator_concurrency: int = Field(
+        4,
+        ge=1,
+        le=1024,
+        description="Requests in flight to DOCQA_GENERATOR_URL at once: fills its batches, "
+        "never floods it.",
+    )
 
     # Index.
     chroma_url: str | None = Field(
         None, description="A Chroma server (http://host:port); unset uses embedded Chroma."
+    )
+    database_url: SecretStr | None = Field(
+        None,
+        description="PostgreSQL (postgresql://user:pass@host:port/db) for the manifest, keyword "
+        "index and job queue, shared by several hosts; unset: SQLite files under the data dir.",
+    )
+    worker: bool = Field(
+        True, description="`docqa serve` runs ingest jobs in-process (false on API-only hosts)."
+    )
+    job_attempts: int = Field(
+        3, ge=1, le=100, description="Tries of an ingest job before it is marked failed."
+    )
+    job_lease_s: float = Field(
+        60.0,
+        ge=5,
+        description="A running job not heard from for this long is taken as its worker's death "
+        "and retried.",
     )
     collection: str = Field("docs", description="Default collection (knowledge base).")
     hnsw_m: int = Field(16, ge=2, le=128, description="HNSW graph degree (new collections).")

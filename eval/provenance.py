@@ -91,7 +91,14 @@ def model_info(settings: Settings) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     engine = llm_engine(settings)
     for spec in models_for(settings):
-        fmt = engine.model_format if spec.role == "generator" else "hf"
+        if spec.role == "generator" and engine.model_format is None:
+            out[spec.role] = {
+                "id": settings.generator_model or "the server's",
+                "engine": engine.engine,
+                "url": settings.generator_url,
+            }
+            continue
+        fmt = (engine.model_format or "hf") if spec.role == "generator" else "hf"
         status = cache.status(spec, fmt)
         pinned = _pinned_sha(spec)
         entry: dict[str, Any] = {

@@ -44,7 +44,7 @@ class EmbedderMismatchError(DocqaIndexError):
 
 
 class StoreUnavailableError(DocqaIndexError):
-    """The vector store cannot be reached (a Chroma server down, a wrong URL)."""
+    """A store cannot be reached (a Chroma server or the database down, a wrong URL)."""
 
     status_code = 503
 

@@ -1,5 +1,9 @@
 """A BM25 keyword index in SQLite: FTS5 postings and scores over our own terms (`KeywordIndex`).
 
+The search plan, the snapshot cache and the hits are shared with the PostgreSQL twin
+(``index.keyword_pg``, which must answer alike) in ``index.keyword_base``; this file is the
+SQLite store under them.
+
 Design:
 
 - One SQLite file may hold several collections. ``kw_collections`` has one row per collection with
@@ -50,27 +54,26 @@ import contextlib
 import json
 import logging
 import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 
 import numpy as np
+from numpy.typing import NDArray
 
-from index.keyword_snapshot import Snapshot, positive_idf
-from index.protocols import Filters
+from index.keyword_base import SNAPSHOT_MIN_CHUNKS, BM25IndexBase, Conditions, Row, ranked
+from index.keyword_snapshot import Snapshot
 from index.text_tokenize import TOKENIZER_VERSION, tokenize
-from index.types import Chunk, Hit
+from index.types import Chunk
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["INDEX_VERSION", "SNAPSHOT_MIN_CHUNKS", "SqliteBM25Index", "fts_table", "vacuum"]
 
 # What built a collection's index; a collection stored under another version is rebuilt.
 INDEX_VERSION = f"fts5/{TOKENIZER_VERSION}"
 # Our terms' non-ASCII characters and ASCII letters and digits are FTS5 token characters already.
 FTS5_TOKENIZER = "ascii tokenchars '._'"
-# Below this many chunks FTS5 alone is fast enough (a few ms); no snapshot is built.
-SNAPSHOT_MIN_CHUNKS = 5_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kw_collections (
@@ -84,7 +87,6 @@ CREATE INDEX IF NOT EXISTS kw_chunks_doc ON kw_chunks (coll, doc_id);
 CREATE INDEX IF NOT EXISTS kw_chunks_source ON kw_chunks (coll, source);
 CREATE TABLE IF NOT EXISTS kw_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
-_FILTERABLE = ("source", "doc_id")
 
 
 def fts_table(coll: int) -> str:
@@ -101,7 +103,7 @@ def fts_query(terms: Sequence[str]) -> str:
     return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
 
 
-class SqliteBM25Index:
+class SqliteBM25Index(BM25IndexBase[sqlite3.Connection]):
     """BM25 over one collection's chunk texts, stored in the SQLite file at ``path``."""
 
     def __init__(
@@ -112,16 +114,8 @@ class SqliteBM25Index:
         snapshot_min_chunks: int = SNAPSHOT_MIN_CHUNKS,
         background: bool = True,
     ) -> None:
-        """``background``: a search that finds no current snapshot has one built in a thread
-        (False: only `warm_up` builds one; searches stay on FTS5 until it is called)."""
+        super().__init__(collection, snapshot_min_chunks, background)
         self.path = Path(path)
-        self.collection = collection
-        self.snapshot_min_chunks = snapshot_min_chunks
-        self.background = background
-        self._lock = threading.RLock()
-        self._snapshot: Snapshot | None = None
-        self._builder: threading.Thread | None = None
-        self._closed = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = _connect(self.path)
         self._db.execute("PRAGMA journal_mode = WAL")
@@ -148,6 +142,9 @@ class SqliteBM25Index:
                 raise
             self._db.execute("COMMIT")
 
+    def _reading(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return self._transaction("DEFERRED")
+
     def _coll(self, db: sqlite3.Connection, create: bool = False) -> tuple[int, int, int]:
         """(id, N, generation) of this collection; id -1 (matching no rows) if it is absent."""
         sql = "SELECT id, n_chunks, generation FROM kw_collections WHERE name = ?"
@@ -161,6 +158,8 @@ class SqliteBM25Index:
             _create_fts(db, cur.lastrowid)
             row = (cur.lastrowid, 0, 0)
         return (-1, 0, 0) if row is None else (int(row[0]), int(row[1]), int(row[2]))
+
+    _stats = _coll
 
     @staticmethod
     def _touch(db: sqlite3.Connection, coll: int, chunks: int) -> None:
@@ -253,86 +252,67 @@ class SqliteBM25Index:
             if coll >= 0 and (removed := sum(self._remove(db, coll, i) for i in ids)):
                 self._touch(db, coll, -removed)
 
-    def search(self, query: str, k: int, filters: Filters | None = None) -> list[Hit]:
-        """The top ``k`` chunks by BM25 score that contain at least one query term."""
-        where, where_args = _filter_sql(filters)
-        terms = tokenize(query)
-        if k <= 0 or not terms:
-            return []
-        with self._transaction("DEFERRED") as db:  # one snapshot for statistics and scores
-            coll, n, generation = self._coll(db)
-            if coll < 0:
-                return []
-            snapshot = self._snapshot
-            if snapshot is not None and (snapshot.collection_id, snapshot.generation) != (
-                coll,
-                generation,
-            ):
-                snapshot = None
-            large = n >= self.snapshot_min_chunks
-            if large and snapshot is None and self.background:
-                self._build_in_background()
-            # In a large collection both ways score the informative terms only (see
-            # index.keyword_snapshot); a query with none goes to FTS5 whole.
-            useful = terms
-            if large:
-                useful = (
-                    snapshot.informative(terms) if snapshot else _informative(db, coll, n, terms)
-                )
-            if snapshot is not None and useful:
-                allowed = None
-                if where:
-                    sql = f"SELECT c2.cid FROM kw_chunks AS c2 WHERE c2.coll = ? {where}"
-                    found = db.execute(sql, (coll, *where_args)).fetchall()
-                    allowed = np.sort(np.asarray([r[0] for r in found], dtype=np.int64))
-                rows = _fetch(db, snapshot.top(useful, k, allowed))
-            else:
-                rows = _fts_search(db, coll, useful or terms, k, where, where_args)
-        return [_hit(*row) for row in rows]
-
     def ids(self) -> set[str]:
         with self._transaction("DEFERRED") as db:
             rows = db.execute("SELECT chunk_id FROM kw_chunks WHERE coll = ?", self._coll(db)[:1])
             return {r[0] for r in rows}
 
-    def count(self) -> int:
-        with self._transaction("DEFERRED") as db:
-            return self._coll(db)[1]
+    # -- the search's reads (index.keyword_base) ---------------------------------------------
 
-    # -- the snapshot -------------------------------------------------------------------------
+    def _df(self, db: sqlite3.Connection, coll: int, terms: Sequence[str]) -> dict[str, int]:
+        """From an ``fts5vocab`` table in the connection's temp schema."""
+        vocab = f"temp.kw_vocab_{int(coll)}"
+        db.execute(
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS {vocab} "
+            f"USING fts5vocab(main, {fts_table(coll)}, row)"
+        )
+        distinct = sorted(set(terms))
+        marks = ",".join("?" * len(distinct))
+        return dict(db.execute(f"SELECT term, doc FROM {vocab} WHERE term IN ({marks})", distinct))
 
-    @property
-    def snapshot(self) -> Snapshot | None:
-        """The latest snapshot built; searches use it while the collection is at its generation."""
-        return self._snapshot
+    def _rank(
+        self, db: sqlite3.Connection, coll: int, terms: list[str], k: int, where: Conditions
+    ) -> list[Row]:
+        """Ranked by FTS5's ``bm25()``."""
+        fts = fts_table(coll)
+        sql, args = _filter_sql(where)
+        # ``+``: FTS5 walks the matches and SQLite checks each against the filtered set; a plain
+        # ``f.rowid IN`` would run the MATCH once per filtered chunk (seconds for a filter that
+        # keeps most of a large collection).
+        restrict = (
+            f"AND +f.rowid IN (SELECT c2.cid FROM kw_chunks AS c2 WHERE c2.coll = ? {sql})"
+            if where
+            else ""
+        )
+        return db.execute(
+            f"""
+            SELECT c.chunk_id, c.text, c.meta, -s.rank FROM (
+                SELECT f.rowid AS cid, bm25({fts}) AS rank FROM {fts} AS f
+                WHERE {fts} MATCH ? {restrict}
+                ORDER BY rank, f.rowid LIMIT ?
+            ) AS s JOIN kw_chunks AS c ON c.cid = s.cid
+            ORDER BY s.rank, c.chunk_id
+            """,
+            (fts_query(terms), *([coll, *args] if where else []), k),
+        ).fetchall()
 
-    def warm_up(self) -> bool:
-        """Build the collection's snapshot now (a service's start-up, a benchmark, a test), if it
-        has ``snapshot_min_chunks`` or more; whether searches now use one."""
-        with self._transaction("DEFERRED") as db:
-            n = self._coll(db)[1]
-        if n and n >= self.snapshot_min_chunks:
-            self._install(self._read_snapshot())
-        return self._snapshot is not None
+    def _allowed(self, db: sqlite3.Connection, coll: int, where: Conditions) -> NDArray[np.int64]:
+        sql, args = _filter_sql(where)
+        found = db.execute(
+            f"SELECT c2.cid FROM kw_chunks AS c2 WHERE c2.coll = ? {sql}", (coll, *args)
+        ).fetchall()
+        return np.sort(np.asarray([r[0] for r in found], dtype=np.int64))
 
-    def _build_in_background(self) -> None:
-        with self._lock:
-            if self._closed or (self._builder is not None and self._builder.is_alive()):
-                return
-            self._builder = threading.Thread(
-                target=self._build, name=f"keyword-snapshot-{self.collection}", daemon=True
-            )
-            self._builder.start()
-
-    def _build(self) -> None:
-        try:
-            self._install(self._read_snapshot())
-        except Exception:  # a failed build leaves searches on FTS5; the next search retries
-            logger.exception("building the keyword snapshot of %r failed", self.collection)
+    def _fetch(self, db: sqlite3.Connection, top: list[tuple[int, float]]) -> list[Row]:
+        if not top:
+            return []
+        marks = ",".join("?" * len(top))
+        sql = f"SELECT cid, chunk_id, text, meta FROM kw_chunks WHERE cid IN ({marks})"
+        found = {r[0]: r[1:] for r in db.execute(sql, [cid for cid, _ in top])}
+        return ranked([(*found[cid], score) for cid, score in top])
 
     def _read_snapshot(self) -> Snapshot | None:
-        """The collection's snapshot, read through a connection of its own (so searches and
-        writes go on meanwhile) in one read transaction."""
+        """Read through a connection of its own, so searches and writes go on meanwhile."""
         with contextlib.closing(_connect(self.path)) as db:
             db.execute("BEGIN")
             row = db.execute(
@@ -343,17 +323,7 @@ class SqliteBM25Index:
             fts = fts_table(row[0])
             rows = db.execute(f"SELECT rowid, terms FROM {fts} ORDER BY rowid").fetchall()
             db.execute("COMMIT")
-        if self._closed or not any(terms for _, terms in rows):
-            return None
-        return Snapshot.build(int(row[0]), int(row[1]), rows)
-
-    def _install(self, snapshot: Snapshot | None) -> None:
-        with self._lock:
-            newest = self._snapshot is None or (
-                snapshot is not None and snapshot.generation > self._snapshot.generation
-            )
-            if snapshot is not None and newest and not self._closed:
-                self._snapshot = snapshot
+        return self._snapshot_of(int(row[0]), int(row[1]), rows)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -371,22 +341,8 @@ class SqliteBM25Index:
 
     def close(self) -> None:
         """Close the connection, after a snapshot build under way (it stops before bm25s)."""
-        with self._lock:
-            self._closed = True
-            builder = self._builder
-        if builder is not None:
-            builder.join()
-        with self._lock:
-            self._snapshot = None
+        with self._stopping():
             self._db.close()
-
-    def __enter__(self) -> SqliteBM25Index:
-        return self
-
-    def __exit__(
-        self, exc: type[BaseException] | None, val: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -402,62 +358,6 @@ def _create_fts(db: sqlite3.Connection, coll: int) -> None:
     )
 
 
-def _informative(db: sqlite3.Connection, coll: int, n: int, terms: list[str]) -> list[str]:
-    """The terms FTS5 gives a positive IDF (in fewer than half the ``n`` chunks), repeats kept;
-    their document frequencies from an ``fts5vocab`` table in the connection's temp schema."""
-    vocab = f"temp.kw_vocab_{int(coll)}"
-    db.execute(
-        f"CREATE VIRTUAL TABLE IF NOT EXISTS {vocab} USING fts5vocab(main, {fts_table(coll)}, row)"
-    )
-    distinct = sorted(set(terms))
-    marks = ",".join("?" * len(distinct))
-    df = dict(db.execute(f"SELECT term, doc FROM {vocab} WHERE term IN ({marks})", distinct))
-    return [t for t in terms if t in df and positive_idf(df[t], n)]
-
-
-def _fts_search(
-    db: sqlite3.Connection, coll: int, terms: list[str], k: int, where: str, where_args: list[str]
-) -> list[tuple[str, str, str, float]]:
-    """(chunk_id, text, meta, score) of the top ``k`` for any of ``terms``, ranked by FTS5."""
-    fts = fts_table(coll)
-    # ``+``: FTS5 walks the matches and SQLite checks each against the filtered set; a plain
-    # ``f.rowid IN`` would run the MATCH once per filtered chunk (seconds for a filter that
-    # keeps most of a large collection).
-    restrict = (
-        f"AND +f.rowid IN (SELECT c2.cid FROM kw_chunks AS c2 WHERE c2.coll = ? {where})"
-        if where
-        else ""
-    )
-    return db.execute(
-        f"""
-        SELECT c.chunk_id, c.text, c.meta, -s.rank FROM (
-            SELECT f.rowid AS cid, bm25({fts}) AS rank FROM {fts} AS f
-            WHERE {fts} MATCH ? {restrict}
-            ORDER BY rank, f.rowid LIMIT ?
-        ) AS s JOIN kw_chunks AS c ON c.cid = s.cid
-        ORDER BY s.rank, c.chunk_id
-        """,
-        (fts_query(terms), *([coll, *where_args] if where else []), k),
-    ).fetchall()
-
-
-def _fetch(
-    db: sqlite3.Connection, top: list[tuple[int, float]]
-) -> list[tuple[str, str, str, float]]:
-    """(chunk_id, text, meta, score) of these (cid, score), by score, then chunk id."""
-    if not top:
-        return []
-    marks = ",".join("?" * len(top))
-    sql = f"SELECT cid, chunk_id, text, meta FROM kw_chunks WHERE cid IN ({marks})"
-    found = {r[0]: r[1:] for r in db.execute(sql, [cid for cid, _ in top])}
-    rows = [(*found[cid], score) for cid, score in top]
-    return sorted(rows, key=lambda r: (-r[3], r[0]))
-
-
-def _hit(chunk_id: str, text: str, meta: str, score: float) -> Hit:
-    return Hit(Chunk.from_metadata(chunk_id, text, json.loads(meta)), score, {"keyword": score})
-
-
 def _drop_legacy_postings(db: sqlite3.Connection, coll: int) -> None:
     """Remove a collection's rows from the earlier engine's postings table; the table itself
     (and its index) once no collection has any left."""
@@ -469,14 +369,11 @@ def _drop_legacy_postings(db: sqlite3.Connection, coll: int) -> None:
         db.execute("DROP TABLE kw_postings")
 
 
-def _filter_sql(filters: Filters | None) -> tuple[str, list[str]]:
-    """SQL conditions on ``c2`` for the filters: ``{"doc_id": ["a", "b"]}`` -> ``IN (?, ?)``."""
+def _filter_sql(where: Conditions) -> tuple[str, list[str]]:
+    """SQL conditions on ``c2``: ``[("doc_id", ["a", "b"])]`` -> ``AND c2.doc_id IN (?, ?)``."""
     clauses: list[str] = []
     args: list[str] = []
-    for key, value in (filters or {}).items():
-        if key not in _FILTERABLE:
-            raise ValueError(f"unsupported keyword filter {key!r}; use one of {_FILTERABLE}")
-        values = [value] if isinstance(value, str) else list(value)
+    for key, values in where:
         clauses.append(f"AND c2.{key} IN ({','.join('?' * len(values))})" if values else "AND 0")
         args.extend(values)
     return " ".join(clauses), args

@@ -8,7 +8,8 @@ matrix; a query is then the sum of a few of its columns (numpy) and a partial so
 
 A `Snapshot` is a cache of a collection's FTS5 index at one *generation* (``generation`` in
 ``kw_collections``, which every write sets from a counter of the whole file, so a value is never
-seen twice): `index.keyword.SqliteBM25Index` uses it only while the collection is at that very
+seen twice): `index.keyword.SqliteBM25Index` (and ``index.keyword_pg.PostgresBM25Index``, whose
+generations come from a database sequence) uses it only while the collection is at that very
 generation, and otherwise answers from FTS5 while a new snapshot is built. bm25s has no
 incremental update; rebuilding is the delete-aware layer, and the generation is what tells a
 search the snapshot is out of date.

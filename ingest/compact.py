@@ -12,8 +12,13 @@ its vector index persists (every 1000 writes). :func:`compact` rewrites all of i
    own maintenance: it purges the log and runs ``VACUUM``), with the client closed.
 
 With a Chroma server, step 3 is for its operator (``chroma vacuum --path DIR`` on that machine,
-with the server stopped). Nothing else in the data directory holds text: the embedding cache
-keeps vectors keyed by a hash of the text, and Chroma's HNSW files keep vectors.
+with the server stopped). With a shared database (``DOCQA_DATABASE_URL``) step 2 is PostgreSQL's
+``VACUUM (ANALYZE)`` of the keyword and manifest tables: removed rows' space becomes reusable, but
+their bytes stay in the table files until reused, and in the server's WAL and backups; rewriting
+them (``VACUUM FULL``, which locks the tables against every host) is the database operator's
+call, so the report says so and is not complete. Nothing else in the data directory holds text:
+the embedding cache keeps vectors keyed by a hash of the text, and Chroma's HNSW files keep
+vectors.
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from index import keyword
+from index import keyword, keyword_pg
 from index.chroma_store import close_client, list_collections, purge_write_log, vacuum_persistent
-from ingest.manifest import Manifest
+from ingest.manifest import SqliteManifest
+from ingest.manifest_pg import PostgresManifest
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +68,11 @@ def compact(
     chroma_dir: Path | None,
     keywords: Path,
     manifest: Path,
+    database_url: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> CompactReport:
-    """Compact the stores; ``chroma_dir`` is embedded Chroma's folder, None for a server.
+    """Compact the stores; ``chroma_dir`` is embedded Chroma's folder, None for a server;
+    ``database_url``: the keyword index and manifest are in that PostgreSQL, not the files.
 
     The client is closed on return (embedded Chroma must be, for its vacuum). Run it with no
     other docqa process on the data directory (``docqa serve``, an ingest): each step takes its
@@ -80,10 +88,21 @@ def compact(
             report.collections.append(name)
     finally:
         close_client(client)
-    for path, kind in ((keywords, "keyword index"), (manifest, "manifest")):
-        if path.exists():
-            say(f"rewriting the {kind}")
-            _vacuum(path, kind)
+    if database_url is not None:
+        say("vacuuming the keyword and manifest tables in the database")
+        _vacuum_database(database_url)
+        report.complete = False
+        report.notes.append(
+            "the keyword index and manifest are in PostgreSQL: VACUUM made deleted rows' space "
+            "reusable, but their bytes stay in its files until reused (and in its WAL and "
+            "backups); VACUUM FULL on kw_chunks, kw_postings and docqa_manifest rewrites them "
+            "(it locks those tables against every host: the database operator's call)"
+        )
+    else:
+        for path, kind in ((keywords, "keyword index"), (manifest, "manifest")):
+            if path.exists():
+                say(f"rewriting the {kind}")
+                _vacuum(path, kind)
     if chroma_dir is not None:
         say("rewriting Chroma's database")
         if left := vacuum_persistent(chroma_dir):
@@ -101,9 +120,18 @@ def compact(
     return report
 
 
+def _vacuum_database(url: str) -> None:
+    keyword_pg.vacuum(url)
+    store = PostgresManifest(url)
+    try:
+        store.vacuum()
+    finally:
+        store.close()
+
+
 def _vacuum(path: Path, kind: str) -> None:
     if kind == "manifest":
-        store = Manifest(path)
+        store = SqliteManifest(path)
         try:
             store.vacuum()
         finally:

@@ -4,6 +4,9 @@ One row per (collection, source), written only after the file's chunks are in bo
 a row always describes a finished write. A file whose content hash and chunker version match its
 row is unchanged and skipped without parsing or embedding. (A manifest from before the
 ``chunker`` column gets it, empty, when opened: each of its files is chunked once more.)
+
+`Manifest` is the seam; `SqliteManifest` (a file under the data dir, the default) and
+``ingest.manifest_pg.PostgresManifest`` (``DOCQA_DATABASE_URL``, shared by several hosts) honour it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -23,7 +27,7 @@ CREATE TABLE IF NOT EXISTS files (
     PRIMARY KEY (collection, source));
 CREATE INDEX IF NOT EXISTS files_doc ON files (collection, doc_id);
 """
-_COLUMNS = "collection, source, doc_id, content_sha, size, title, chunk_ids, updated_at, chunker"
+COLUMNS = "collection, source, doc_id, content_sha, size, title, chunk_ids, updated_at, chunker"
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,35 @@ class ManifestEntry:
     chunker: str = ""  # the version of the chunker that made chunk_ids
 
 
-class Manifest:
+class Manifest(Protocol):
+    """What the ingestor, the service and ``docqa compact`` need of a manifest."""
+
+    def get(self, collection: str, source: str) -> ManifestEntry | None: ...
+
+    def by_doc_id(self, collection: str, doc_id: str) -> ManifestEntry | None: ...
+
+    def entries(self, collection: str) -> list[ManifestEntry]:
+        """The collection's entries, ordered by source."""
+        ...
+
+    def put(self, entry: ManifestEntry) -> None:
+        """Insert or replace the entry of (collection, source); ``updated_at`` is set now."""
+        ...
+
+    def remove(self, collection: str, source: str) -> None: ...
+
+    def drop_collection(self, collection: str) -> None: ...
+
+    def vacuum(self) -> None:
+        """Let the store reclaim removed rows (their titles are document text)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class SqliteManifest:
+    """The manifest in a SQLite file (WAL), one connection guarded by a lock."""
+
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
@@ -54,41 +86,31 @@ class Manifest:
     def get(self, collection: str, source: str) -> ManifestEntry | None:
         with self._lock:
             row = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM files WHERE collection = ? AND source = ?",
+                f"SELECT {COLUMNS} FROM files WHERE collection = ? AND source = ?",
                 (collection, source),
             ).fetchone()
-        return _entry(row) if row else None
+        return entry_from_row(row) if row else None
 
     def by_doc_id(self, collection: str, doc_id: str) -> ManifestEntry | None:
         with self._lock:
             row = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM files WHERE collection = ? AND doc_id = ?",
+                f"SELECT {COLUMNS} FROM files WHERE collection = ? AND doc_id = ?",
                 (collection, doc_id),
             ).fetchone()
-        return _entry(row) if row else None
+        return entry_from_row(row) if row else None
 
     def entries(self, collection: str) -> list[ManifestEntry]:
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM files WHERE collection = ? ORDER BY source", (collection,)
+                f"SELECT {COLUMNS} FROM files WHERE collection = ? ORDER BY source", (collection,)
             ).fetchall()
-        return [_entry(r) for r in rows]
+        return [entry_from_row(r) for r in rows]
 
     def put(self, entry: ManifestEntry) -> None:
         with self._lock, self._conn:
             self._conn.execute(
-                f"INSERT OR REPLACE INTO files ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    entry.collection,
-                    entry.source,
-                    entry.doc_id,
-                    entry.content_sha,
-                    entry.size,
-                    entry.title,
-                    json.dumps(list(entry.chunk_ids)),
-                    time.time(),
-                    entry.chunker,
-                ),
+                f"INSERT OR REPLACE INTO files ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                entry_row(entry),
             )
 
     def remove(self, collection: str, source: str) -> None:
@@ -115,8 +137,24 @@ class Manifest:
             self._conn.close()
 
 
-def _entry(row: tuple[str, str, str, str, int, str, str, float, str]) -> ManifestEntry:
+def entry_from_row(row: tuple[str, str, str, str, int, str, str, float, str]) -> ManifestEntry:
+    """An entry from a row of ``COLUMNS`` (chunk ids as JSON text in both stores)."""
     collection, source, doc_id, sha, size, title, ids, updated, chunker = row
     return ManifestEntry(
-        collection, source, doc_id, sha, size, title, tuple(json.loads(ids)), updated, chunker
+        collection, source, doc_id, sha, int(size), title, tuple(json.loads(ids)), updated, chunker
+    )
+
+
+def entry_row(entry: ManifestEntry) -> tuple[str, str, str, str, int, str, str, float, str]:
+    """The row of ``COLUMNS`` that stores ``entry``, stamped now."""
+    return (
+        entry.collection,
+        entry.source,
+        entry.doc_id,
+        entry.content_sha,
+        entry.size,
+        entry.title,
+        json.dumps(list(entry.chunk_ids)),
+        time.time(),
+        entry.chunker,
     )

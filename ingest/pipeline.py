@@ -32,8 +32,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from index.embedding_cache import CachedEmbedder
-from index.protocols import Embedder, KeywordIndex, VectorIndex
+from index.protocols import Embedder, KeywordIndex, VectorIndex, Vectors
 from index.types import Chunk, document_id
 from ingest.chunker import Chunker
 from ingest.discover import discover
@@ -47,6 +49,9 @@ from ingest.report import IngestReport
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, int], None]  # files done, files total, chunks added so far
+# An ingest job's progress (ingest/worker.py): the stage ("parsing", "embedding", "writing"),
+# then chunks embedded so far and chunks to embed.
+Stage = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -123,10 +128,11 @@ class Ingestor:
             self._prune(roots, {str(p) for p in found.files}, report)
         return report
 
-    def ingest_file(self, path: Path, source: str) -> IngestReport:
-        """Ingest one file under a given source name (an upload keeps its file name)."""
+    def ingest_file(self, path: Path, source: str, stage: Stage | None = None) -> IngestReport:
+        """Ingest one file under a given source name (an upload keeps its file name);
+        ``stage`` hears where it is (an ingest job's progress)."""
         report = IngestReport(collection=self.collection)
-        self._run([(path, source)], report, None)
+        self._run([(path, source)], report, None, stage)
         return report
 
     def delete_source(self, source: str) -> int:
@@ -151,9 +157,15 @@ class Ingestor:
 
     # ---------------------------------------------------------------------------- the run
     def _run(
-        self, jobs: Sequence[tuple[Path, str]], report: IngestReport, progress: Progress | None
+        self,
+        jobs: Sequence[tuple[Path, str]],
+        report: IngestReport,
+        progress: Progress | None,
+        stage: Stage | None = None,
     ) -> None:
         started = time.monotonic()
+        if stage:
+            stage("parsing", 0, 0)
         hits0, misses0 = self._cache_counts()
         window = max(2, self.options.workers * 4)
         done = 0
@@ -176,11 +188,11 @@ class Ingestor:
                 else:
                     pending.append(result)
                     if sum(len(p.chunks) for p in pending) >= self.options.embed_batch:
-                        done += self._flush(pending, report)
+                        done += self._flush(pending, report, stage)
                         pending = []
                 if progress:
                     progress(done, len(jobs), report.chunks_added)
-            done += self._flush(pending, report)
+            done += self._flush(pending, report, stage)
         hits1, misses1 = self._cache_counts()
         report.cache_hits += hits1 - hits0
         report.cache_misses += misses1 - misses0
@@ -215,14 +227,19 @@ class Ingestor:
             return _Skipped(source, "no text to index")
         return _Prepared(source, doc_id, sha, size, doc.title, chunks, old)
 
-    def _flush(self, pending: list[_Prepared], report: IngestReport) -> int:
-        """Embed and write a batch of files: one embed call, one write per store for all of
-        their chunks (Chroma's per-call cost dominates small writes), then per file the stale
-        deletes and, last, its manifest row."""
+    def _flush(
+        self, pending: list[_Prepared], report: IngestReport, stage: Stage | None = None
+    ) -> int:
+        """Embed and write a batch of files: embed calls of ``embed_batch`` chunks (a big
+        file's progress shows between them), one write per store for all of their chunks
+        (Chroma's per-call cost dominates small writes), then per file the stale deletes and,
+        last, its manifest row."""
         if not pending:
             return 0
         chunks = [c for p in pending for c in p.chunks]
-        vectors = self.embedder.embed_documents([c.index_text for c in chunks])
+        vectors = self._embed([c.index_text for c in chunks], stage)
+        if stage:
+            stage("writing", len(chunks), len(chunks))
         # Everything a file may have in the stores: what its manifest row lists, and whatever a
         # run killed half-way through it wrote (found by document id).
         befores = [
@@ -255,6 +272,15 @@ class Ingestor:
             report.chunks_added += len(new_ids - set(p.old.chunk_ids if p.old else ()))
             report.chunks_removed += len(stale)
         return len(pending)
+
+    def _embed(self, texts: list[str], stage: Stage | None) -> Vectors:
+        step = max(1, self.options.embed_batch)
+        parts = []
+        for start in range(0, len(texts), step):
+            if stage:
+                stage("embedding", start, len(texts))
+            parts.append(self.embedder.embed_documents(texts[start : start + step]))
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
     def _remove(self, ids: Sequence[str]) -> None:
         if ids:

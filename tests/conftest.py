@@ -7,6 +7,7 @@ import os
 # As config.runtime.configure does for the CLI and the server, before any OpenMP runtime loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import hashlib
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from modelstore.cache import ModelCache
 from modelstore.catalog import MODELS, PROFILES
 from modelstore.onnx_export import choose_backend
 from tests.index.conftest import chroma_server  # noqa: F401  (a session fixture for all tests)
+from tests.pg_server import fresh_database, running_postgres
 
 REPO = Path(__file__).resolve().parents[1]
 # Prepared models survive between runs (preparing SmolLM2 takes ~40 s), like a user's cache.
@@ -58,7 +60,7 @@ def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
 # the slow tier without anyone remembering a marker. What no fixture reveals (a child process, a
 # browser, a fixture param that starts a server) is marked `slow` by hand: `pytestmark` in the
 # module, `@pytest.mark.slow`, or `pytest.param(..., marks=pytest.mark.slow)`.
-SLOW_FIXTURES = frozenset({"test_models", "real_model_files", "chroma_server"})
+SLOW_FIXTURES = frozenset({"test_models", "real_model_files", "chroma_server", "postgres_server"})
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects
@@ -124,3 +126,18 @@ def _fast_tests_keep_off_the_test_models(
 def settings(tmp_path: Path) -> Iterator[Settings]:
     """Settings for one test: its own data dir, the test profile, the shared model cache."""
     yield Settings(data_dir=tmp_path / "data", models_dir=TEST_MODELS_DIR, profile="test")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL (tests/pg_server.py) for the session: its URL. Tests take a database of
+    their own with ``postgres_url``."""
+    with running_postgres() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str, request: pytest.FixtureRequest) -> str:
+    """An empty database of this test's own on the session's PostgreSQL."""
+    name = "t_" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:16]
+    return fresh_database(postgres_server, name)

@@ -2,7 +2,8 @@
 
 Left: the chat, the question box, and the numbered sources of the answer shown. Right: the source
 panel (the cited passage, highlighted), the collection picker, the settings (top-k) and the file
-upload. Components the browser test locates carry an ``elem_id``.
+upload, whose ingest job's progress shows in the report until it is done. Components the browser
+test locates carry an ``elem_id``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ INTRO = (
     "see the passage. Follow-up questions use the conversation. 中文问题也可以。"
 )
 ASK_CONCURRENCY = 4  # answers generated at once for all browsers; the API queues the rest
+UPLOAD_CONCURRENCY = 8  # uploads sent or watched at once: a watched job mostly waits on the API
 
 
 def build_blocks(config: UiConfig) -> gr.Blocks:
@@ -102,10 +104,12 @@ def build_blocks(config: UiConfig) -> gr.Blocks:
         chat.select(cb.pick_exchange, [exchanges], [sources, panel, shown], queue=False)
         refresh.click(cb.collections, [collection], [collection, collection_note])
         blocks.load(cb.collections, [collection], [collection, collection_note])
-        upload.upload(
+        upload.upload(  # a generator: the job's progress, then its report
             cb.upload,
             [upload, collection],
             [report, collection, collection_note, upload],
+            concurrency_limit=UPLOAD_CONCURRENCY,
+            concurrency_id="upload",
             show_progress="full",
         )
     return blocks

@@ -19,10 +19,11 @@ from ui import render
 from ui.client import DocqaClient
 from ui.conversation import Exchange, chat_messages, exchange_at, history
 from ui.errors import UiError
-from ui.types import Answer
+from ui.types import Answer, Job
 
 log = logging.getLogger(__name__)
 
+JOB_POLL_S = 0.5  # how often an upload's ingest job is asked for its progress
 UNEXPECTED = "Something went wrong in the chat UI ({kind}); the server log has the details."
 
 
@@ -39,9 +40,18 @@ def _sources(answer: Answer | None) -> Any:
 class Callbacks:
     """The UI's event handlers, bound to one API client and the default collection."""
 
-    def __init__(self, client: DocqaClient, default_collection: str) -> None:
+    def __init__(
+        self,
+        client: DocqaClient,
+        default_collection: str,
+        *,
+        poll_s: float = JOB_POLL_S,
+        job_limit_s: float | None = None,
+    ) -> None:
         self.client = client
         self.default_collection = default_collection
+        self.poll_s = poll_s
+        self.job_limit_s = client.timeout_s if job_limit_s is None else job_limit_s
 
     # ---------------------------------------------------------------- chat
     async def ask(
@@ -142,18 +152,41 @@ class Callbacks:
         return picker, note
 
     # ---------------------------------------------------------------- uploads
-    async def upload(self, path: str | None, collection: str | None) -> tuple[Any, ...]:
-        """Ingest an uploaded file through the API. Outputs: report, picker, notice, file box."""
+    async def upload(
+        self, path: str | None, collection: str | None
+    ) -> AsyncIterator[tuple[Any, ...]]:
+        """Upload a file through the API, then follow its ingest job: its stage and progress
+        while it runs, its report when it has run. Outputs: report, picker, notice, file box.
+
+        The job is watched for ``job_limit_s``; past that the report says it is still running
+        (with its id) and the callback ends, so the UI never waits on a stuck job.
+        """
         target = (collection or "").strip() or self.default_collection
         if not path:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
         name = Path(path).name
+        keep = gr.skip(), gr.skip()
+        job: Job | None = None
         try:
-            report = await self.client.upload(target, Path(path), filename=name)
-        except UiError as exc:
-            return render.error_message(str(exc)), gr.skip(), gr.skip(), None
+            job = await self.client.upload(target, Path(path), filename=name)
+            log.info("uploaded %s into %s: job %s", name, target, job.id)
+            yield render.job_progress(name, job), *keep, gr.skip()
+            updates = self.client.follow(job, poll_s=self.poll_s, limit_s=self.job_limit_s)
+            async for update in updates:
+                job = update
+                if not job.finished:
+                    yield render.job_progress(name, job), *keep, gr.skip()
         except Exception as exc:
-            return render.error_message(_unexpected(exc)), gr.skip(), gr.skip(), None
-        log.info("uploaded %s into %s: %d chunks", name, target, report.chunks_added)
+            message = str(exc) if isinstance(exc, UiError) else _unexpected(exc)
+            if job is not None:  # the upload went in; only watching it failed
+                message += f" (The upload is job {job.id}; it may still run on the server.)"
+            yield render.error_message(message), *keep, None
+            return
+        if not job.finished:
+            log.info("job %s of %s still %s; the UI stops watching", job.id, name, job.state)
+            yield render.job_pending(name, job, self.job_limit_s), *keep, None
+            return
+        log.info("job %s of %s %s", job.id, name, job.state)
         picker, note = await self.collections(target, select=True)
-        return render.upload_report(name, target, report), picker, note, None
+        yield render.job_report(name, job), picker, note, None

@@ -1,4 +1,5 @@
-"""The chat UI's HTTP client for the docqa API: asks (streamed), collections and uploads.
+"""The chat UI's HTTP client for the docqa API: asks (streamed), collections, uploads and the
+ingest jobs they start.
 
 This is the UI's only way to the service. Each call opens a short-lived ``httpx.AsyncClient``
 (the UI runs inside Gradio's event loop, which may be the API server's own), sends the API key as
@@ -10,9 +11,11 @@ timeout, or a body that is not the API's. Loopback calls ignore proxy environmen
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,7 +26,7 @@ import httpx
 
 from ui.errors import UiError, error_from_response
 from ui.sse import SseEvent, SseParser
-from ui.types import Answer, Collection, UploadReport
+from ui.types import Answer, Collection, Job
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +77,13 @@ class DocqaClient:
 
     async def upload(
         self, collection: str, path: Path, filename: str | None = None, *, replace: bool = True
-    ) -> UploadReport:
-        """``POST /v1/collections/{collection}/documents`` with the file; the ingest report.
+    ) -> Job:
+        """``POST /v1/collections/{collection}/documents`` with the file: its ingest job (202),
+        which ``follow`` watches until the report is there.
 
         The document's source is its file name. ``replace`` is on for the UI: a person who picks
         a file for a collection means to put that file in it, so a different document of the same
-        name is replaced, and the report says so ("updated"). Off, that upload is a 409. A file
-        the server could not ingest (a 422 that carries the report) comes back as its report,
-        with the reason, like any other outcome of the ingest.
+        name is replaced, and the report says so ("updated"). Off, that upload is a 409.
         """
         name = filename or path.name
         try:
@@ -95,10 +97,28 @@ class DocqaClient:
                 files={"file": (name, content)},
                 data={"replace": "true" if replace else "false"},
             )
-            response = await self._send(http, request, keep=_has_report)
-            data = self._json(response)
-        report = data["report"] if response.status_code == 422 else data
-        return self._parse(lambda: UploadReport.from_json(report))
+            data = self._json(await self._send(http, request))
+        return self._parse(lambda: Job.from_json(data))
+
+    async def job(self, job_id: str) -> Job:
+        """``GET /v1/jobs/{job_id}``: the job's state, progress, and report once it has run."""
+        async with self._session() as http:
+            return await self._job(http, job_id)
+
+    async def follow(
+        self, job: Job, *, poll_s: float = 0.5, limit_s: float | None = None
+    ) -> AsyncIterator[Job]:
+        """The job each time its state or progress changes, polled every ``poll_s`` seconds,
+        until it has finished or ``limit_s`` (default: the client's timeout) has passed; then the
+        last job yielded (or ``job``) is still unfinished, and it continues on the server."""
+        deadline = time.monotonic() + (self.timeout_s if limit_s is None else limit_s)
+        async with self._session() as http:
+            while not job.finished and (left := deadline - time.monotonic()) > 0:
+                await asyncio.sleep(min(poll_s, left))
+                current = await self._job(http, job.id)
+                if current != job:
+                    yield current
+                job = current
 
     async def ask_stream(
         self,
@@ -157,15 +177,15 @@ class DocqaClient:
             except httpx.TransportError as exc:
                 raise self._broken(exc) from exc
 
+    async def _job(self, http: httpx.AsyncClient, job_id: str) -> Job:
+        request = http.build_request("GET", f"/v1/jobs/{_segment(job_id)}")
+        data = self._json(await self._send(http, request))
+        return self._parse(lambda: Job.from_json(data))
+
     async def _send(
-        self,
-        http: httpx.AsyncClient,
-        request: httpx.Request,
-        stream: bool = False,
-        keep: Callable[[httpx.Response], bool] | None = None,
+        self, http: httpx.AsyncClient, request: httpx.Request, stream: bool = False
     ) -> httpx.Response:
-        """The response, or a ``UiError`` for a failure or an HTTP error (unless ``keep`` says
-        this error response is the caller's to read; only without ``stream``)."""
+        """The response, or a ``UiError`` for a failure or an HTTP error."""
         try:
             response = await http.send(request, stream=stream)
         except httpx.ConnectError as exc:
@@ -181,8 +201,6 @@ class DocqaClient:
         except httpx.TransportError as exc:
             raise self._broken(exc) from exc
         if response.status_code >= 400:
-            if keep is not None and not stream and keep(response):
-                return response
             body = (await response.aread()).decode("utf-8", "replace")
             await response.aclose()
             error = error_from_response(response.status_code, response.headers, body)
@@ -245,17 +263,6 @@ class DocqaClient:
         return UiError(
             f"The connection to the docqa server at {self.base_url} failed ({_reason(exc)})."
         )
-
-
-def _has_report(response: httpx.Response) -> bool:
-    """A 422 of an upload whose file could not be ingested: its body carries the report."""
-    if response.status_code != 422:
-        return False
-    try:
-        data = response.json()
-    except ValueError:
-        return False
-    return isinstance(data, dict) and isinstance(data.get("report"), dict)
 
 
 def _reason(exc: Exception) -> str:

@@ -11,7 +11,7 @@ import html
 from collections.abc import Sequence
 
 from ui.highlight import citing_text, highlight
-from ui.types import Answer, Citation, Collection, UploadReport
+from ui.types import Answer, Citation, Collection, Job, UploadReport
 
 HIGH_CONFIDENCE = 0.75  # at or above: "high"; the server decides what is "low"
 
@@ -172,4 +172,57 @@ def upload_report(filename: str, collection: str, report: UploadReport) -> str:
     return (
         f'<div class="docqa-report docqa-report-{kind}"><div>{status}</div>'
         f'<div class="docqa-report-stats">{esc(stats)}</div></div>'
+    )
+
+
+def job_stage(job: Job) -> str:
+    """Where an ingest job is, in a few words.
+
+    >>> job_stage(Job("j1", "docs", "a.md", "running", 1, 3, "embedding", 120, 300))
+    'embedding 120/300 chunks'
+    """
+    if job.stage == "embedding" and job.chunks_total:
+        text = f"embedding {job.chunks_done}/{job.chunks_total} chunks"
+    elif job.state == "running" and job.stage in ("queued", "done", "failed"):
+        text = "starting"  # claimed by a worker; the first heartbeat has not said more yet
+    else:
+        text = job.stage
+    if job.attempts > 1 and not job.finished:
+        text += f" (attempt {job.attempts} of {job.max_attempts})"
+    return text
+
+
+def job_progress(filename: str, job: Job) -> str:
+    """An upload whose ingest job is queued or running (``a.md: embedding 120/300 chunks``)."""
+    return (
+        f'<div class="docqa-report docqa-report-running" data-job="{esc(job.id)}">'
+        f"<div>⏳ {esc(filename)}: {esc(job_stage(job))}</div></div>"
+    )
+
+
+def job_pending(filename: str, job: Job, waited_s: float) -> str:
+    """An upload whose job is unfinished when the UI stops watching: it continues on the server."""
+    status = (
+        f"⏳ {esc(filename)}: still running after {waited_s:.0f} s ({esc(job_stage(job))}), "
+        f'as job <code class="docqa-job-id">{esc(job.id)}</code>.'
+    )
+    stats = (
+        f"It continues on the server (GET /v1/jobs/{job.id} shows it); refresh the collections "
+        f"to see {job.collection} when it is done."
+    )
+    return (
+        f'<div class="docqa-report docqa-report-running" data-job="{esc(job.id)}">'
+        f'<div>{status}</div><div class="docqa-report-stats">{esc(stats)}</div></div>'
+    )
+
+
+def job_report(filename: str, job: Job) -> str:
+    """A finished upload: its ingest report, or the job's error when it failed without one."""
+    if job.report is not None and (job.state == "done" or job.report.files_failed):
+        return upload_report(filename, job.collection, job.report)
+    reason = job.error or "no reason given"
+    status = f"❌ {esc(filename)} could not be ingested: {esc(reason)}"
+    return (
+        f'<div class="docqa-report docqa-report-failed" data-job="{esc(job.id)}">'
+        f'<div>{status}</div><div class="docqa-report-stats">job {esc(job.id)}</div></div>'
     )

@@ -130,3 +130,51 @@ class UploadReport:
             chunks_removed=int(_field(data, "chunks_removed")),
             seconds=float(_field(data, "seconds")),
         )
+
+
+@dataclass(frozen=True)
+class Job:
+    """An ingest job (``GET /v1/jobs/{id}``): an upload queued for, or run by, a worker.
+
+    ``stage`` is queued, parsing, embedding, writing, done or failed; ``chunks_done`` of
+    ``chunks_total`` are embedded (0 of 0 until the file is chunked). A job that is done has its
+    ``report``; one that failed has its ``error`` (and its report when the file itself was bad).
+    """
+
+    id: str
+    collection: str
+    source: str
+    state: str
+    attempts: int
+    max_attempts: int
+    stage: str
+    chunks_done: int
+    chunks_total: int
+    error: str | None = None
+    report: UploadReport | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "failed")
+
+    @classmethod
+    def from_json(cls, data: Any) -> Job:
+        progress = _field(data, "progress")
+        report = data.get("report")
+        error = data.get("error")
+        state = str(_field(data, "state"))
+        if state not in ("queued", "running", "done", "failed"):
+            raise ValueError(f"unknown job state {state!r}")
+        return cls(
+            id=str(_field(data, "id")),
+            collection=str(_field(data, "collection")),
+            source=str(_field(data, "source")),
+            state=state,
+            attempts=int(_field(data, "attempts")),
+            max_attempts=int(_field(data, "max_attempts")),
+            stage=str(_field(progress, "stage")),
+            chunks_done=int(_field(progress, "chunks_done")),
+            chunks_total=int(_field(progress, "chunks_total")),
+            error=None if error is None else str(error),
+            report=None if report is None else UploadReport.from_json(report),
+        )

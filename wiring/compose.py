@@ -7,6 +7,7 @@ ingestor and retriever from here, so the same settings always build the same sys
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -21,11 +22,14 @@ from index.embedders import SentenceTransformerEmbedder
 from index.embedding_cache import CachedEmbedder, EmbeddingCache, RawEmbedder
 from index.hardware import pick_device
 from index.keyword import SqliteBM25Index
+from index.keyword_pg import PostgresBM25Index
 from index.onnx_embedder import OnnxEmbedder
 from index.reranker import LLMReranker
 from index.retriever import RetrievalConfig, Retriever
 from ingest.chunker import Chunker, ChunkerConfig
-from ingest.manifest import Manifest
+from ingest.jobs import SqlJobStore
+from ingest.manifest import Manifest, SqliteManifest
+from ingest.manifest_pg import PostgresManifest
 from ingest.pipeline import IngestOptions, Ingestor
 from modelstore.cache import Format, ModelCache, has_gguf
 from modelstore.catalog import ModelSpec
@@ -50,18 +54,24 @@ def model_path(settings: Settings, spec: ModelSpec, fmt: Format = "hf") -> Path:
 
 @dataclass(frozen=True)
 class EngineChoice:
-    engine: Literal["llamacpp", "transformers"]
+    engine: Literal["llamacpp", "transformers", "remote"]
     reason: str
 
     @property
-    def model_format(self) -> Format:
-        """The generator's format in the model cache that this engine reads."""
+    def model_format(self) -> Format | None:
+        """The generator's format in the model cache that this engine reads (None: a remote
+        server generates, no local generator is read)."""
+        if self.engine == "remote":
+            return None
         return "gguf" if self.engine == "llamacpp" else "hf"
 
 
 def llm_engine(settings: Settings) -> EngineChoice:
-    """``DOCQA_LLM_ENGINE``, or for ``auto``: llama.cpp on CPU when the generator is a GGUF,
-    transformers (+ bitsandbytes) on CUDA or for a model that is not a GGUF."""
+    """A remote server when ``DOCQA_GENERATOR_URL`` is set; else ``DOCQA_LLM_ENGINE``, or for
+    ``auto``: llama.cpp on CPU when the generator is a GGUF, transformers (+ bitsandbytes) on
+    CUDA or for a model that is not a GGUF."""
+    if settings.generator_url:
+        return EngineChoice("remote", f"DOCQA_GENERATOR_URL is {settings.generator_url}")
     if settings.llm_engine != "auto":
         return EngineChoice(settings.llm_engine, "set by DOCQA_LLM_ENGINE")
     if pick_device(settings.device) == "cuda":
@@ -85,9 +95,21 @@ def default_quantization(settings: Settings) -> str:
 
 
 def build_generator(settings: Settings) -> Generator:
-    spec = models_for(settings).generator
     choice = llm_engine(settings)
     log.info("generator engine %s (%s)", choice.engine, choice.reason)
+    if choice.engine == "remote" and settings.generator_url:
+        from app.generation.openai_generator import OpenAICompatibleGenerator
+
+        key = settings.generator_api_key
+        return OpenAICompatibleGenerator(
+            settings.generator_url,
+            api_key=key.get_secret_value() if key else None,
+            model=settings.generator_model,
+            context_window=settings.llm_context_tokens,
+            concurrency=settings.generator_concurrency,
+            timeout_s=settings.request_timeout_s,
+        )
+    spec = models_for(settings).generator
     if choice.engine == "llamacpp":
         from app.generation.llamacpp_generator import LlamaCppGenerator
 
@@ -186,7 +208,11 @@ class Services:
     _asks: AskService | None = field(default=None, repr=False)
     _reranker: LLMReranker | None = field(default=None, repr=False)
     _vectors: dict[str, ChromaVectorIndex] = field(default_factory=dict, repr=False)
-    _keywords: dict[str, SqliteBM25Index] = field(default_factory=dict, repr=False)
+    _keywords: dict[str, SqliteBM25Index | PostgresBM25Index] = field(
+        default_factory=dict, repr=False
+    )
+    _jobs: SqlJobStore | None = field(default=None, repr=False)
+    _jobs_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def build_for_serving(
@@ -205,7 +231,9 @@ class Services:
         services = cls.build(settings, embedder)
         generator = generator or build_generator(settings)
         generator.load()
-        queue = GenerationQueue(settings.queue_size)
+        # A remote server batches requests: feed it DOCQA_GENERATOR_CONCURRENCY at once.
+        workers = settings.generator_concurrency if settings.generator_url else 1
+        queue = GenerationQueue(settings.queue_size, workers=workers)
         services._answers = AnswerService(
             generator, services.embedder.model_id, answer_config(settings)
         )
@@ -237,13 +265,33 @@ class Services:
         client = make_client(
             None if settings.chroma_url else settings.chroma_dir, settings.chroma_url
         )
+        url = settings.database_url
+        manifest: Manifest = (
+            PostgresManifest(url.get_secret_value())
+            if url is not None
+            else SqliteManifest(settings.data_dir / "manifest.sqlite")
+        )
         return cls(
             settings=settings,
             embedder=CachedEmbedder(inner, cache),
             cache=cache,
-            manifest=Manifest(settings.data_dir / "manifest.sqlite"),
+            manifest=manifest,
             client=client,
         )
+
+    @property
+    def jobs(self) -> SqlJobStore:
+        """The ingest job queue, opened on first use: in DOCQA_DATABASE_URL, else
+        ``jobs.sqlite`` in the data dir."""
+        with self._jobs_lock:
+            if self._jobs is None:
+                url = self.settings.database_url
+                self._jobs = (
+                    SqlJobStore.postgres(url.get_secret_value())
+                    if url is not None
+                    else SqlJobStore.sqlite(self.settings.data_dir / "jobs.sqlite")
+                )
+            return self._jobs
 
     def vectors(self, collection: str) -> ChromaVectorIndex:
         if collection not in self._vectors:
@@ -262,10 +310,15 @@ class Services:
             hnsw_search_ef=s.hnsw_search_ef,
         )
 
-    def keywords(self, collection: str) -> SqliteBM25Index:
+    def keywords(self, collection: str) -> SqliteBM25Index | PostgresBM25Index:
+        """The collection's keyword index: in the shared database when one is set."""
         if collection not in self._keywords:
-            path = self.settings.data_dir / "keywords.sqlite"
-            self._keywords[collection] = SqliteBM25Index(path, collection)
+            url = self.settings.database_url
+            self._keywords[collection] = (
+                PostgresBM25Index(url.get_secret_value(), collection)
+                if url is not None
+                else SqliteBM25Index(self.settings.data_dir / "keywords.sqlite", collection)
+            )
         return self._keywords[collection]
 
     def drop_collection(self, collection: str) -> bool:
@@ -280,6 +333,8 @@ class Services:
     def close(self) -> None:
         if self._asks is not None:
             self._asks.close()
+        if self._jobs is not None:
+            self._jobs.close()
         for keywords in self._keywords.values():
             keywords.close()
         self.manifest.close()

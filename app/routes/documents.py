@@ -1,17 +1,17 @@
-"""Collections and their documents: list, upload (through the ingest pipeline), delete."""
+"""Collections and their documents: list, upload (an ingest job for a worker), delete."""
 
 from __future__ import annotations
 
 import hashlib
-import tempfile
-from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, UploadFile
+from fastapi import APIRouter, Form, Query, UploadFile
+from fastapi.responses import JSONResponse
 
 from app.collections import existing_collection
 from app.deps import BackendDep
 from app.errors import ConflictError, DocumentRejectedError, NotFoundError
+from app.ingest_jobs import job_info, upload_report, wait_for
 from app.schemas import (
     CollectionInfo,
     CollectionsResponse,
@@ -19,11 +19,11 @@ from app.schemas import (
     DocumentInfo,
     DocumentsResponse,
     ErrorResponse,
-    UploadFailure,
+    JobInfo,
     UploadReport,
 )
 from app.upload_limit import file_limit_bytes
-from app.uploads import KeyedLocks, check_size, check_type, safe_filename, safe_source
+from app.uploads import check_size, check_type, safe_filename, safe_source
 from index.chroma_store import validate_collection_name
 
 router = APIRouter(prefix="/v1/collections", tags=["documents"])
@@ -55,20 +55,25 @@ def list_documents(name: str, backend: BackendDep) -> DocumentsResponse:
     return DocumentsResponse(collection=collection, documents=docs)
 
 
-_uploading = KeyedLocks()  # per (collection, source), for this process's uploads
-
 _UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse, "description": what}
-    for status, what in (
-        (409, "A different document already has this source; send replace=true to replace it."),
-        (413, "The file is over DOCQA_MAX_FILE_MB."),
-        (415, "The file type is not accepted."),
-        (422, "Invalid request, or a file that could not be ingested (with `report`)."),
-    )
+    200: {"model": UploadReport, "description": "With wait=true: ingested; the ingest report."},
+    **{
+        status: {"model": ErrorResponse, "description": what}
+        for status, what in (
+            (409, "A different document already has this source; send replace=true to replace it."),
+            (413, "The file is over DOCQA_MAX_FILE_MB."),
+            (415, "The file type is not accepted."),
+            (
+                422,
+                "Invalid request, or (wait=true) a file that could not be ingested, with "
+                "`report` and `job`.",
+            ),
+        )
+    },
 }
 
 
-@router.post("/{name}/documents", response_model=UploadReport, responses=_UPLOAD_ERRORS)
+@router.post("/{name}/documents", status_code=202, response_model=JobInfo, responses=_UPLOAD_ERRORS)
 def upload_document(
     name: str,
     file: UploadFile,
@@ -84,56 +89,67 @@ def upload_document(
         bool,
         Form(description="Replace a different document of the same source; else it is a 409."),
     ] = False,
-) -> UploadReport:
-    """Ingest one uploaded file (creating the collection if needed); returns the ingest report.
+    wait: Annotated[
+        bool,
+        Query(
+            description="Answer when the file is ingested (200 with the report, or 422), as "
+            "long as DOCQA_REQUEST_TIMEOUT_S allows; after that, the 202 of the job."
+        ),
+    ] = False,
+) -> JobInfo | JSONResponse:
+    """Store one file and queue its ingest job (creating the collection when it runs): 202 with
+    the job, whose progress ``GET /v1/jobs/{id}`` shows.
 
-    The document is known by its ``source``. Uploading the same content again changes nothing;
-    different content under an existing source replaces that document only with
-    ``replace=true``. A file that cannot be ingested is a 422 whose body keeps the report.
+    The document is known by its ``source``. Uploading the same content again changes nothing
+    (while its first job is unfinished, that job is returned); different content under an
+    existing source replaces that document only with ``replace=true``.
     """
     collection = validate_collection_name(name)
     filename = safe_filename(file.filename)
     check_type(filename)
     identity = safe_source(source, filename)
-    limit = file_limit_bytes(backend.settings)
-    with (
-        _uploading.hold((collection, identity)),
-        tempfile.TemporaryDirectory(prefix="docqa-upload-") as folder,
-    ):
-        path = Path(folder) / filename
-        sha = _save(file, path, limit)
-        existing = backend.manifest.get(collection, identity)
-        if existing is not None and existing.content_sha != sha and not replace:
-            raise ConflictError(
-                f"collection {collection!r} already has a different document with source "
-                f"{identity!r} (doc_id {existing.doc_id}); send replace=true to replace it, or "
-                f"give this one its own `source` (for example a path such as folder/{filename})"
-            )
-        report = backend.ingestor(collection).ingest_file(path, source=identity)
-    data = report.to_json()
-    result = UploadReport(
-        **{k: data[k] for k in UploadReport.model_fields if k != "failures"},
-        failures=[UploadFailure(path=identity, error=f.error) for f in report.failures],
-    )
-    if report.files_failed:
-        reasons = "; ".join(f.error for f in report.failures)
-        raise DocumentRejectedError(
-            f"{identity} could not be ingested: {reasons}", extra={"report": result.model_dump()}
+    data, sha = _read(file, file_limit_bytes(backend.settings))
+    existing = backend.manifest.get(collection, identity)
+    if existing is not None and existing.content_sha != sha and not replace:
+        raise ConflictError(
+            f"collection {collection!r} already has a different document with source "
+            f"{identity!r} (doc_id {existing.doc_id}); send replace=true to replace it, or "
+            f"give this one its own `source` (for example a path such as folder/{filename})"
         )
-    return result
+    job = backend.jobs.submit(
+        collection,
+        identity,
+        filename,
+        data,
+        sha,
+        replace=replace,
+        max_attempts=backend.settings.job_attempts,
+    )
+    if wait:
+        job = wait_for(backend.jobs, job, backend.settings.request_timeout_s)
+        if job.state == "done" and job.report is not None:
+            return JSONResponse(upload_report(job.report).model_dump())
+        if job.state == "failed":
+            info = job_info(job)
+            extra: dict[str, Any] = {"job": info.model_dump()}
+            if info.report is not None:
+                extra["report"] = info.report.model_dump()
+            raise DocumentRejectedError(job.error or "the ingest job failed", extra=extra)
+    return JSONResponse(
+        job_info(job).model_dump(), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"}
+    )
 
 
-def _save(file: UploadFile, path: Path, limit: int) -> str:
-    """Copy the upload to ``path``, refusing it past ``limit`` bytes; its sha256."""
+def _read(file: UploadFile, limit: int) -> tuple[bytes, str]:
+    """The upload's bytes (refused past ``limit``) and their sha256."""
     digest = hashlib.sha256()
-    size = 0
-    with path.open("wb") as out:
-        while chunk := file.file.read(1 << 20):
-            size += len(chunk)
-            check_size(size, limit)
-            digest.update(chunk)
-            out.write(chunk)
-    return digest.hexdigest()
+    parts, size = [], 0
+    while chunk := file.file.read(1 << 20):
+        size += len(chunk)
+        check_size(size, limit)
+        digest.update(chunk)
+        parts.append(chunk)
+    return b"".join(parts), digest.hexdigest()
 
 
 @router.delete("/{name}/documents/{doc_id}", response_model=DeleteResponse)

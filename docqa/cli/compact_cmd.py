@@ -35,6 +35,9 @@ def compact(
             chroma_dir=settings.chroma_dir if embedded else None,
             keywords=settings.data_dir / "keywords.sqlite",
             manifest=settings.data_dir / "manifest.sqlite",
+            database_url=(
+                settings.database_url.get_secret_value() if settings.database_url else None
+            ),
             progress=None if as_json else lambda step: typer.echo(step, err=True),
         )
     except (DocqaIndexError, sqlite3.Error) as exc:

@@ -35,13 +35,31 @@ def ingest(
     reindex: bool = typer.Option(
         False, "--reindex", help="Drop the collection first (after changing the embedder)."
     ),
+    url: str | None = typer.Option(
+        None, "--url", help="Upload to this docqa server as ingest jobs instead of ingesting here."
+    ),
+    api_key: str | None = typer.Option(
+        None, "--api-key", help="With --url: the key sent (default: the first DOCQA_API_KEYS)."
+    ),
+    wait: bool = typer.Option(
+        True, "--wait/--no-wait", help="With --url: follow the jobs until they have finished."
+    ),
 ) -> None:
     """Ingest documents: new and changed files go in, unchanged ones are skipped.
+
+    With --url, each file is uploaded to that server as an ingest job, its source the file's path
+    relative to the folder given; the jobs' progress is followed unless --no-wait.
 
     Exit code 0 when every file went in, 2 when some failed (the rest went in), 1 on a fatal error.
     """
     settings: Settings = ctx.obj
     name = collection or settings.collection
+    if url:
+        if prune or reindex:
+            typer.echo("error: --prune and --reindex work on a local ingest only", err=True)
+            raise typer.Exit(1)
+        key = api_key or (settings.api_keys[0].get_secret_value() if settings.api_keys else None)
+        raise typer.Exit(_remote(url, key, paths, name, wait=wait, as_json=as_json))
     services = _services(settings)
     try:
         if reindex and services.drop_collection(name):
@@ -62,6 +80,36 @@ def ingest(
         raise typer.Exit(1) from exc
     typer.echo(json.dumps(report.to_json(), ensure_ascii=False) if as_json else report.summary())
     raise typer.Exit(report.exit_code)
+
+
+def _remote(
+    url: str, key: str | None, paths: list[Path], collection: str, *, wait: bool, as_json: bool
+) -> int:
+    """Upload to the server at ``url``; the exit code."""
+    from docqa.cli import ingest_remote
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per poll
+
+    def say(line: str) -> None:
+        if not as_json:
+            typer.echo(line)
+
+    try:
+        client = ingest_remote.JobClient(url, key)
+        try:
+            uploads = ingest_remote.run(
+                client, paths, collection, say=say, wait=wait, quiet=as_json
+            )
+        finally:
+            client.close()
+    except ingest_remote.RemoteError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return 1
+    if as_json:
+        typer.echo(ingest_remote.as_json(collection, uploads))
+    else:
+        typer.echo(ingest_remote.summary(collection, uploads))
+    return ingest_remote.exit_code(uploads)
 
 
 def delete(

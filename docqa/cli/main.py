@@ -18,6 +18,7 @@ from docqa.cli import (
     models_cmd,
     serve_cmd,
     ui_cmd,
+    worker_cmd,
 )
 
 app = typer.Typer(no_args_is_help=True, help="Answers from your own documents, with citations.")
@@ -30,6 +31,7 @@ app.command("compact")(compact_cmd.compact)
 app.command("serve")(serve_cmd.serve)
 app.command("ask")(ask_cmd.ask)
 app.command("ui")(ui_cmd.ui)
+app.command("worker")(worker_cmd.worker)
 app.add_typer(eval_cmd.app, name="eval")
 
 

@@ -62,7 +62,9 @@ def _needed(settings: Settings, profile: str | None) -> list[tuple[ModelSpec, Fo
     chosen = settings if profile is None else settings.model_copy(update={"profile": profile})
     models = models_for(chosen)
     engine = llm_engine(chosen)
-    needed: list[tuple[ModelSpec, Format]] = [(models.generator, engine.model_format)]
+    needed: list[tuple[ModelSpec, Format]] = []
+    if engine.model_format is not None:  # None: a remote server generates
+        needed.append((models.generator, engine.model_format))
     if engine.model_format == "gguf" and chosen.rerank:
         needed.append((models.generator, "hf"))
     needed.append((models.embedder, "hf"))

@@ -79,7 +79,9 @@ class ClientFactory:
         self.opened.append(client)
         wait_ready(client)
         for name, text in self.docs.items():
-            r = client.post("/v1/collections/docs/documents", files={"file": (name, text.encode())})
+            r = client.post(
+                "/v1/collections/docs/documents?wait=true", files={"file": (name, text.encode())}
+            )
             assert r.status_code == 200, r.text
         return client
 

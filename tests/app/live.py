@@ -17,15 +17,19 @@ from fastapi import FastAPI
 from app.backend import Backend
 from app.main import create_app
 from config.settings import Settings
+from ingest.jobs import SqlJobStore
 
 
 class EmptyBackend:
     """A backend without models or documents, for tests of what happens before a route runs
-    (keys, limits, connections): ready, with no collections; ``answers`` and ``asks`` are absent."""
+    (keys, limits, connections): ready, with no collections and an empty job queue; ``answers``
+    and ``asks`` are absent."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.embedder = SimpleNamespace(hits=0, misses=0, model_id="none")
+        self.jobs = SqlJobStore.sqlite(settings.data_dir / "jobs.sqlite")
+        self.manifest = None
 
     @property
     def answers(self) -> Any:
@@ -38,8 +42,11 @@ class EmptyBackend:
     def collections(self) -> list[str]:
         return []
 
+    def ingestor(self, collection: str) -> Any:
+        raise RuntimeError("no ingest in this test")
+
     def close(self) -> None:
-        pass
+        self.jobs.close()
 
 
 def empty_backend(settings: Settings) -> Backend:

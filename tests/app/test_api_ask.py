@@ -60,7 +60,7 @@ def client(
             with path.open("rb") as fh:
                 assert (
                     c.post(
-                        "/v1/collections/docs/documents", files={"file": (path.name, fh)}
+                        "/v1/collections/docs/documents?wait=true", files={"file": (path.name, fh)}
                     ).status_code
                     == 200
                 )

@@ -39,7 +39,7 @@ def client(tmp_path: Path, test_models: ModelCache) -> Iterator[TestClient]:
         _wait_ready(c)
         for name in ("orbit-runbook.md", "security-policy.pdf"):
             with (EXAMPLES / name).open("rb") as fh:
-                r = c.post("/v1/collections/docs/documents", files={"file": (name, fh)})
+                r = c.post("/v1/collections/docs/documents?wait=true", files={"file": (name, fh)})
             assert r.status_code == 200, r.text
             assert r.json()["files_new"] == 1
         yield c
@@ -102,15 +102,17 @@ def test_bad_requests_get_clear_4xx(
 
 
 def test_uploads_refuse_bad_types_sizes_and_paths(client: TestClient, tmp_path: Path) -> None:
-    r = client.post("/v1/collections/docs/documents", files={"file": ("evil.exe", b"MZ...")})
+    r = client.post(
+        "/v1/collections/docs/documents?wait=true", files={"file": ("evil.exe", b"MZ...")}
+    )
     assert r.status_code == 415
     big = b"a" * (2 * 1024 * 1024)
     client.app.state.docqa.backend.settings.max_file_mb = 1  # type: ignore[attr-defined]
-    r = client.post("/v1/collections/docs/documents", files={"file": ("big.txt", big)})
+    r = client.post("/v1/collections/docs/documents?wait=true", files={"file": ("big.txt", big)})
     assert r.status_code == 413 and "over the limit" in r.json()["error"]["message"]
     client.app.state.docqa.backend.settings.max_file_mb = 50  # type: ignore[attr-defined]
     r = client.post(
-        "/v1/collections/docs/documents",
+        "/v1/collections/docs/documents?wait=true",
         files={"file": ("../../etc/notes.md", b"# Notes\n\nThe VPN gateway is vpn-7.\n")},
     )
     assert r.status_code == 200, r.text
@@ -118,7 +120,9 @@ def test_uploads_refuse_bad_types_sizes_and_paths(client: TestClient, tmp_path: 
         d["source"] for d in client.get("/v1/collections/docs/documents").json()["documents"]
     ]
     assert "notes.md" in sources
-    r = client.post("/v1/collections/docs/documents", files={"file": ("bad.pdf", b"%PDF-1.4 junk")})
+    r = client.post(
+        "/v1/collections/docs/documents?wait=true", files={"file": ("bad.pdf", b"%PDF-1.4 junk")}
+    )
     assert r.status_code == 422, r.text
     error, report = r.json()["error"], r.json()["report"]
     assert error["code"] == "ingest_failed" and error["message"].startswith("bad.pdf could not")
@@ -130,7 +134,7 @@ def test_uploads_refuse_bad_types_sizes_and_paths(client: TestClient, tmp_path: 
 def test_a_long_file_name_keeps_its_extension(client: TestClient) -> None:
     for name in ("n" * 296 + ".md", "值班" * 150 + ".md"):
         r = client.post(
-            "/v1/collections/long/documents",
+            "/v1/collections/long/documents?wait=true",
             files={"file": (name, b"# Duty\n\nThe on-call phone is kept in room 4.\n")},
         )
         assert r.status_code == 200, r.text
@@ -142,7 +146,7 @@ def test_a_long_file_name_keeps_its_extension(client: TestClient) -> None:
 
 
 def test_same_named_uploads_need_their_own_source_or_replace(client: TestClient) -> None:
-    url = "/v1/collections/teams/documents"
+    url = "/v1/collections/teams/documents?wait=true"
     team_a = b"# Report\n\nTeam A ships the billing service on Tuesdays.\n"
     team_b = b"# Report\n\nTeam B ships the search service on Thursdays.\n"
 

@@ -62,7 +62,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, test_models: ModelCache) ->
             time.sleep(0.2)
         for path in sorted(EXAMPLES.iterdir()):
             r = httpx.post(
-                f"{base}/v1/collections/docs/documents",
+                f"{base}/v1/collections/docs/documents?wait=true",
                 files={"file": (path.name, path.read_bytes())},
                 timeout=120,
             )

@@ -45,7 +45,7 @@ def test_serve_starts_gets_ready_and_serves(tmp_path: Path, test_models: ModelCa
             time.sleep(0.2)
         assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
         upload = httpx.post(
-            f"{base}/v1/collections/docs/documents",
+            f"{base}/v1/collections/docs/documents?wait=true",
             files={"file": ("n.md", b"# Ops\n\nThe pager rotation changes every Monday.\n")},
             timeout=60,
         )

@@ -82,7 +82,9 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
             time.sleep(0.5)
         for path in sorted(EXAMPLES.iterdir()):
             with path.open("rb") as fh:
-                uploaded = c.post("/v1/collections/docs/documents", files={"file": (path.name, fh)})
+                uploaded = c.post(
+                    "/v1/collections/docs/documents?wait=true", files={"file": (path.name, fh)}
+                )
             assert uploaded.status_code == 200, uploaded.text
         yield c
 

@@ -1,5 +1,8 @@
-"""The SQLite FTS5 BM25 index and its tokenizer: stemming, Chinese words, ranking, persistence,
-transactions, filters, re-indexing and compaction."""
+"""The BM25 keyword indexes and their tokenizer: stemming, Chinese words, ranking, persistence,
+transactions, filters, re-indexing and compaction.
+
+One contract suite: every test taking ``index`` or ``opener`` runs against the SQLite FTS5 index
+and (slow tier: a real PostgreSQL) the PostgreSQL one; the FTS5 specifics stay SQLite's."""
 
 from __future__ import annotations
 
@@ -9,13 +12,16 @@ import random
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
-from index import keyword
+from index import keyword, keyword_pg
 from index.keyword import INDEX_VERSION, SqliteBM25Index, fts_table, vacuum
+from index.keyword_pg import PostgresBM25Index
 from index.text_tokenize import _segmenter, tokenize
 from index.types import Chunk, Hit, chunk_id, document_id
 
@@ -38,8 +44,29 @@ def make_chunk(text: str, source: str = "docs/ops.md", index: int = 0, **extra: 
     return Chunk(**fields)  # type: ignore[arg-type]
 
 
+KeywordStore = SqliteBM25Index | PostgresBM25Index
+# Opens an index on the test's one store (a file, a database): opener("b", snapshot_min_chunks=1).
+Opener = Callable[..., KeywordStore]
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.slow)]
+
+
+@pytest.fixture(params=BACKENDS)
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+    if request.param == "sqlite":
+        path = tmp_path / "kw.sqlite3"
+        return lambda collection="main", **kw: SqliteBM25Index(path, collection, **kw)
+    url = request.getfixturevalue("postgres_url")
+    return lambda collection="main", **kw: PostgresBM25Index(url, collection, **kw)
+
+
 @pytest.fixture
-def index(tmp_path: Path) -> Iterator[SqliteBM25Index]:
+def index(opener: Opener) -> Iterator[KeywordStore]:
+    with opener() as idx:
+        yield idx
+
+
+@pytest.fixture
+def sqlite_index(tmp_path: Path) -> Iterator[SqliteBM25Index]:
     with SqliteBM25Index(tmp_path / "kw.sqlite3", "main") as idx:
         yield idx
 
@@ -48,7 +75,40 @@ def texts(hits: list[Hit]) -> list[str]:
     return [h.chunk.text for h in hits]
 
 
-def assert_consistent(path: Path) -> None:
+def assert_consistent(store: Path | KeywordStore) -> None:
+    """The store's statistics and postings agree with its chunks (see the two below)."""
+    if isinstance(store, PostgresBM25Index):
+        assert_consistent_pg(store.url)
+    else:
+        assert_consistent_sqlite(store if isinstance(store, Path) else store.path)
+
+
+def assert_consistent_pg(url: str) -> None:
+    """Every collection's N and total length are its chunks', each chunk's postings add up to
+    its length, no posting or chunk belongs to nothing."""
+    with psycopg.connect(url) as db:
+        for coll, n, total in db.execute(
+            "SELECT id, n_chunks, total_length FROM kw_collections"
+        ).fetchall():
+            counted = db.execute(
+                "SELECT count(*), coalesce(sum(length), 0) FROM kw_chunks WHERE coll = %s", (coll,)
+            ).fetchone()
+            assert counted == (n, total)
+            uneven = db.execute(
+                "SELECT count(*) FROM kw_chunks AS c WHERE c.coll = %s AND c.length <> "
+                "(SELECT coalesce(sum(tf), 0) FROM kw_postings AS p WHERE p.cid = c.cid "
+                "AND p.coll = c.coll)",
+                (coll,),
+            ).fetchone()
+            assert uneven == (0,)
+        for orphans in (
+            "SELECT count(*) FROM kw_chunks WHERE coll NOT IN (SELECT id FROM kw_collections)",
+            "SELECT count(*) FROM kw_postings WHERE cid NOT IN (SELECT cid FROM kw_chunks)",
+        ):
+            assert db.execute(orphans).fetchone() == (0,)
+
+
+def assert_consistent_sqlite(path: Path) -> None:
     """Every collection's FTS5 rows are its chunks, its count is theirs, FTS5 checks out."""
     with sqlite3.connect(path) as db:
         for coll, n in db.execute("SELECT id, n_chunks FROM kw_collections").fetchall():
@@ -101,7 +161,7 @@ def test_jieba_cache_goes_to_the_temp_dir() -> None:
 # -- search ------------------------------------------------------------------------------------
 
 
-def test_stemming_lets_a_query_match_other_word_forms(index: SqliteBM25Index) -> None:
+def test_stemming_lets_a_query_match_other_word_forms(index: KeywordStore) -> None:
     index.upsert(
         [
             make_chunk("Deployment checklist for Orbit", index=0),
@@ -136,7 +196,7 @@ CHINESE = [
     ],
 )
 def test_a_chinese_passage_is_found_by_a_word_inside_it(
-    index: SqliteBM25Index, query: str, expected: int
+    index: KeywordStore, query: str, expected: int
 ) -> None:
     index.upsert([make_chunk(t, index=i) for i, t in enumerate(CHINESE)])
     hits = index.search(query, k=3)
@@ -154,21 +214,21 @@ def test_a_chinese_passage_is_found_by_a_word_inside_it(
     ],
 )
 def test_a_traditional_query_finds_a_simplified_passage(
-    index: SqliteBM25Index, query: str, expected: int
+    index: KeywordStore, query: str, expected: int
 ) -> None:
     index.upsert([make_chunk(t, index=i) for i, t in enumerate(CHINESE)])
     hits = index.search(query, k=3)
     assert hits and hits[0].chunk.text == CHINESE[expected]
 
 
-def test_a_simplified_query_finds_a_traditional_passage(index: SqliteBM25Index) -> None:
+def test_a_simplified_query_finds_a_traditional_passage(index: KeywordStore) -> None:
     passages = ["資料庫每天定期備份，備份保留三十天。", "我們的服務部署在台北機房。"]
     index.upsert([make_chunk(t, index=i) for i, t in enumerate(passages)])
     assert texts(index.search("数据库备份", k=1)) == [passages[0]]
     assert texts(index.search("服务部署在哪个机房", k=1)) == [passages[1]]
 
 
-def test_mixed_chinese_and_english(index: SqliteBM25Index) -> None:
+def test_mixed_chinese_and_english(index: KeywordStore) -> None:
     index.upsert(
         [
             make_chunk("Orbit 的回滚流程：先停止流量，再回滚到上一个版本。", index=0),
@@ -183,7 +243,7 @@ def test_mixed_chinese_and_english(index: SqliteBM25Index) -> None:
     assert texts(index.search("扩容", k=5)) == ["Nebula 的扩容流程：增加节点。"]
 
 
-def test_hits_carry_the_bm25_score_and_full_provenance(index: SqliteBM25Index) -> None:
+def test_hits_carry_the_bm25_score_and_full_provenance(index: KeywordStore) -> None:
     chunk = make_chunk("gamma ray burst", source="papers/g.pdf", index=3, page=7)
     filler = [make_chunk(f"filler text n{i}", index=10 + i) for i in range(3)]
     index.upsert([chunk, *filler])
@@ -196,7 +256,7 @@ def test_hits_carry_the_bm25_score_and_full_provenance(index: SqliteBM25Index) -
     assert hit.score == pytest.approx(idf * 1 * 2.2 / (1 + 1.2 * (1 - 0.75 + 0.75 * 3 / 3)))
 
 
-def test_a_term_in_most_chunks_counts_for_almost_nothing(index: SqliteBM25Index) -> None:
+def test_a_term_in_most_chunks_counts_for_almost_nothing(index: KeywordStore) -> None:
     """FTS5's IDF is floored at 1e-6 for a term in half the chunks or more; scores stay > 0."""
     index.upsert([make_chunk(f"common filler{i}", index=i) for i in range(5)])
     index.upsert([make_chunk("common rare", index=9), make_chunk("other words", index=10)])
@@ -205,7 +265,7 @@ def test_a_term_in_most_chunks_counts_for_almost_nothing(index: SqliteBM25Index)
     assert texts(index.search("common rare", k=1)) == ["common rare"]
 
 
-def test_rarer_terms_score_higher(index: SqliteBM25Index) -> None:
+def test_rarer_terms_score_higher(index: KeywordStore) -> None:
     index.upsert(
         [
             make_chunk("alpha zeta", index=0),
@@ -219,13 +279,13 @@ def test_rarer_terms_score_higher(index: SqliteBM25Index) -> None:
     assert hits[0].score > hits[1].score
 
 
-def test_longer_documents_are_normalized_down(index: SqliteBM25Index) -> None:
+def test_longer_documents_are_normalized_down(index: KeywordStore) -> None:
     long = "gamma " + " ".join(f"word{i}" for i in range(40))
     index.upsert([make_chunk(long, index=0), make_chunk("gamma short", index=1)])
     assert texts(index.search("gamma", k=2)) == ["gamma short", long]
 
 
-def test_upsert_replaces_a_chunk_and_its_old_terms(index: SqliteBM25Index) -> None:
+def test_upsert_replaces_a_chunk_and_its_old_terms(index: KeywordStore) -> None:
     old = make_chunk("legacy alpha procedure")
     index.upsert([old])
     new = Chunk(**{**old.__dict__, "text": "modern beta procedure"})
@@ -235,55 +295,54 @@ def test_upsert_replaces_a_chunk_and_its_old_terms(index: SqliteBM25Index) -> No
     assert index.count() == 1 and index.ids() == {old.id}
 
 
-def test_delete_removes_chunk_and_postings(index: SqliteBM25Index) -> None:
+def test_delete_removes_chunk_and_postings(index: KeywordStore) -> None:
     a, b = make_chunk("alpha one", index=0), make_chunk("beta two", index=1)
     index.upsert([a, b])
     index.delete([a.id, "no-such-id"])
     assert index.search("alpha", k=5) == []
     assert index.count() == 1 and index.ids() == {b.id}
     index.delete([b.id])
-    with sqlite3.connect(index.path) as db:
-        assert db.execute(f"SELECT COUNT(*) FROM {fts_table(1)}").fetchone() == (0,)
-    assert_consistent(index.path)
+    if isinstance(index, SqliteBM25Index):
+        with sqlite3.connect(index.path) as db:
+            assert db.execute(f"SELECT COUNT(*) FROM {fts_table(1)}").fetchone() == (0,)
+    assert_consistent(index)
 
 
-def test_a_failed_upsert_leaves_the_old_state(index: SqliteBM25Index) -> None:
+def test_a_failed_upsert_leaves_the_old_state(index: KeywordStore) -> None:
     old = make_chunk("stable alpha")
     index.upsert([old])
     replacement = Chunk(**{**old.__dict__, "text": "changed beta"})
     broken = Chunk(**{**old.__dict__, "id": None})  # violates NOT NULL mid-transaction
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)):
         index.upsert([make_chunk("newcomer gamma", index=1), replacement, broken])
     assert index.ids() == {old.id}
     assert texts(index.search("alpha", k=5)) == ["stable alpha"]
     assert index.search("beta gamma", k=5) == []
-    assert_consistent(index.path)
+    assert_consistent(index)
 
 
-def test_a_failed_delete_leaves_the_old_state(index: SqliteBM25Index) -> None:
+def test_a_failed_delete_leaves_the_old_state(index: KeywordStore) -> None:
     """The FTS5 rows are part of the transaction: a delete that fails half-way undoes them."""
     a, b = make_chunk("alpha one", index=0), make_chunk("beta two", index=1)
     index.upsert([a, b])
-    with pytest.raises(sqlite3.ProgrammingError):
+    with pytest.raises((sqlite3.ProgrammingError, psycopg.ProgrammingError)):
         index.delete([a.id, object()])  # type: ignore[list-item]  # fails after a's rows went
     assert index.ids() == {a.id, b.id} and index.count() == 2
     assert sorted(texts(index.search("alpha beta", k=5))) == ["alpha one", "beta two"]
-    assert_consistent(index.path)
+    assert_consistent(index)
 
 
-def test_results_survive_close_and_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "kw.sqlite3"
-    with SqliteBM25Index(path, "main") as idx:
+def test_results_survive_close_and_reopen(opener: Opener) -> None:
+    with opener() as idx:
         idx.upsert([make_chunk(t, index=i) for i, t in enumerate(CHINESE)])
         before = [(h.chunk, h.score) for h in idx.search("机房 数据", k=5)]
-    with SqliteBM25Index(path, "main") as idx:
+    with opener() as idx:
         assert [(h.chunk, h.score) for h in idx.search("机房 数据", k=5)] == before
         assert idx.count() == len(CHINESE)
 
 
-def test_collections_sharing_a_file_are_isolated(tmp_path: Path) -> None:
-    path = tmp_path / "kw.sqlite3"
-    with SqliteBM25Index(path, "a") as a, SqliteBM25Index(path, "b") as b:
+def test_collections_sharing_a_file_are_isolated(opener: Opener) -> None:
+    with opener("a") as a, opener("b") as b:
         a.upsert([make_chunk("alpha shared")])
         b.upsert([make_chunk("beta shared"), make_chunk("beta again", index=1)])
         assert texts(a.search("shared", k=5)) == ["alpha shared"]
@@ -296,7 +355,7 @@ def test_collections_sharing_a_file_are_isolated(tmp_path: Path) -> None:
         assert b.count() == 1
 
 
-def test_filters_by_source_and_doc_id(index: SqliteBM25Index) -> None:
+def test_filters_by_source_and_doc_id(index: KeywordStore) -> None:
     x = make_chunk("rollback guide", source="x.md")
     y = make_chunk("rollback notes", source="y.md")
     z = make_chunk("rollback faq", source="z.md")
@@ -311,7 +370,7 @@ def test_filters_by_source_and_doc_id(index: SqliteBM25Index) -> None:
         index.search("rollback", k=5, filters={"title": "Ops"})
 
 
-def test_filtered_search_equals_filtering_the_full_ranking(index: SqliteBM25Index) -> None:
+def test_filtered_search_equals_filtering_the_full_ranking(index: KeywordStore) -> None:
     """Both query plans (postings first, or filtered chunks first) give the same scores."""
     rng = random.Random(3)
     words = ["alpha", "beta", "gamma", "delta", "回滚", "部署", "监控"]
@@ -333,18 +392,18 @@ def test_filtered_search_equals_filtering_the_full_ranking(index: SqliteBM25Inde
 
 
 @pytest.mark.parametrize("query", ["", "   ", "the of a is", "，。！", "的"])
-def test_empty_or_stopword_queries_return_nothing(index: SqliteBM25Index, query: str) -> None:
+def test_empty_or_stopword_queries_return_nothing(index: KeywordStore, query: str) -> None:
     index.upsert([make_chunk("the alpha of a thing")])
     assert index.search(query, k=5) == []
 
 
-def test_empty_index_and_k_zero(index: SqliteBM25Index) -> None:
+def test_empty_index_and_k_zero(index: KeywordStore) -> None:
     assert index.search("alpha", k=5) == [] and index.count() == 0 and index.ids() == set()
     index.upsert([make_chunk("alpha")])
     assert index.search("alpha", k=0) == []
 
 
-def test_many_chunks(index: SqliteBM25Index) -> None:
+def test_many_chunks(index: KeywordStore) -> None:
     rng = random.Random(7)
     vocab = [f"term{i}" for i in range(2000)] + ["部署", "回滚", "监控", "告警", "备份"]
     chunks = [
@@ -358,7 +417,7 @@ def test_many_chunks(index: SqliteBM25Index) -> None:
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
-def test_ids_follow_a_model_through_random_upserts_and_deletes(index: SqliteBM25Index) -> None:
+def test_ids_follow_a_model_through_random_upserts_and_deletes(index: KeywordStore) -> None:
     rng = random.Random(11)
     pool = [make_chunk(f"tok{i} common 词{i % 7}", index=i) for i in range(60)]
     model: dict[str, Chunk] = {}
@@ -374,7 +433,7 @@ def test_ids_follow_a_model_through_random_upserts_and_deletes(index: SqliteBM25
                 model.pop(cid, None)
         assert index.ids() == set(model)
         assert index.count() == len(model)
-    assert_consistent(index.path)
+    assert_consistent(index)
     for chunk in model.values():
         assert index.search(chunk.text.split()[0], k=1)[0].chunk == chunk
 
@@ -394,28 +453,37 @@ def test_a_stale_index_version_rebuilds_the_terms(tmp_path: Path) -> None:
     assert_consistent(path)
 
 
+def stored(index: KeywordStore, sql: str) -> list[tuple[Any, ...]]:
+    """The rows of a query without parameters on the index's own store (a file, a database)."""
+    if isinstance(index, PostgresBM25Index):
+        with psycopg.connect(index.url) as pg:
+            return pg.execute(sql).fetchall()
+    with sqlite3.connect(index.path) as db:
+        return db.execute(sql).fetchall()
+
+
 def test_a_tokenizer_change_re_tokenizes_the_stored_texts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    opener: Opener, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A new tokenizer version re-indexes each collection once, at open, from its stored texts
-    (lengths included); other collections in the file are re-indexed when they are opened."""
-    path = tmp_path / "kw.sqlite3"
-    with SqliteBM25Index(path, "a") as a, SqliteBM25Index(path, "b") as b:
+    (lengths included); other collections in the store are re-indexed when they are opened."""
+    with opener("a") as a, opener("b") as b:
         a.upsert([make_chunk("alpha procedure"), make_chunk("beta notes", index=1)])
         b.upsert([make_chunk("gamma procedure")])
-    monkeypatch.setattr(keyword, "INDEX_VERSION", "fts5/next")
-    monkeypatch.setattr(keyword, "tokenize", lambda text: [*tokenize(text), "zzmark"])
-    with SqliteBM25Index(path, "a") as a:
+    module = keyword_pg if isinstance(a, PostgresBM25Index) else keyword
+    old = module.INDEX_VERSION
+    monkeypatch.setattr(module, "INDEX_VERSION", "next")
+    monkeypatch.setattr(module, "tokenize", lambda text: [*tokenize(text), "zzmark"])
+    with opener("a") as a:
         assert sorted(texts(a.search("zzmark", k=5))) == ["alpha procedure", "beta notes"]
         assert a.count() == 2
-    with sqlite3.connect(path) as db:
-        versions = dict(db.execute("SELECT name, tokenizer FROM kw_collections").fetchall())
-        assert versions == {"a": "fts5/next", "b": INDEX_VERSION}
-        lengths = db.execute("SELECT length FROM kw_chunks WHERE coll = 1 ORDER BY cid")
-        assert [r[0] for r in lengths] == [3, 3]  # the new terms' count: two words + zzmark
-    with SqliteBM25Index(path, "b") as b:
+    assert dict(stored(a, "SELECT name, tokenizer FROM kw_collections")) == {"a": "next", "b": old}
+    of_a = "(SELECT id FROM kw_collections WHERE name = 'a')"
+    lengths = stored(a, f"SELECT length FROM kw_chunks WHERE coll = {of_a} ORDER BY cid")
+    assert [r[0] for r in lengths] == [3, 3]  # the new terms' count: two words + zzmark
+    with opener("b") as b:
         assert texts(b.search("zzmark", k=5)) == ["gamma procedure"]
-    assert_consistent(path)
+        assert_consistent(b)
 
 
 _LEGACY_SCHEMA = """
@@ -460,7 +528,7 @@ def test_a_file_of_the_earlier_postings_engine_is_re_indexed(tmp_path: Path) -> 
     assert_consistent(path)
 
 
-def test_one_writer_and_several_readers_share_an_instance(index: SqliteBM25Index) -> None:
+def test_one_writer_and_several_readers_share_an_instance(index: KeywordStore) -> None:
     index.upsert([make_chunk("seed alpha")])
     errors: list[BaseException] = []
 
@@ -507,9 +575,10 @@ def test_a_table_chunk_is_found_by_its_rendered_rows_and_returns_its_own_text(
 # -- FTS5 specifics ----------------------------------------------------------------------------
 
 
-def test_each_of_our_terms_is_one_fts5_token(index: SqliteBM25Index) -> None:
+def test_each_of_our_terms_is_one_fts5_token(sqlite_index: SqliteBM25Index) -> None:
     """FTS5's ``ascii`` tokenizer with ``.`` and ``_`` as token characters neither splits nor
     folds our terms: the index holds exactly ``tokenize``'s terms."""
+    index = sqlite_index
     text = (
         "Set api_key for Orbit 3.2.0 over TLS1.2; naïve café Ｖ２ déjà-vu x_y.z "
         "中华人民共和国 的回滚流程 Ελληνικά русский ١٢٣ ｶﾀｶﾅ 한국어 e=mc² 50% C++ O'Neil"
@@ -527,21 +596,20 @@ def test_each_of_our_terms_is_one_fts5_token(index: SqliteBM25Index) -> None:
 @pytest.mark.parametrize(
     "query", ["NEAR(alpha beta)", 'alpha AND "beta', "alpha* OR -beta ^gamma", "col:alpha {x}"]
 )
-def test_query_syntax_is_never_interpreted(index: SqliteBM25Index, query: str) -> None:
+def test_query_syntax_is_never_interpreted(index: KeywordStore, query: str) -> None:
     """Every term goes to FTS5 as a quoted string: no operator, column filter or prefix."""
     index.upsert([make_chunk("alpha beta gamma near col"), make_chunk("delta", index=1)])
     assert texts(index.search(query, k=5)) == ["alpha beta gamma near col"]
 
 
-def test_collections_keep_their_own_statistics(tmp_path: Path) -> None:
+def test_collections_keep_their_own_statistics(opener: Opener) -> None:
     """N, df and avgdl are per collection: filling another collection changes no score."""
-    path = tmp_path / "kw.sqlite3"
-    with SqliteBM25Index(path, "a") as a, SqliteBM25Index(path, "b") as b:
+    with opener("a") as a, opener("b") as b:
         a.upsert([make_chunk("alpha beta", index=0), make_chunk("gamma delta", index=1)])
         before = [(h.chunk.id, h.score) for h in a.search("alpha gamma", k=5)]
         b.upsert([make_chunk(f"alpha filler {i}", index=i) for i in range(20)])
         assert [(h.chunk.id, h.score) for h in a.search("alpha gamma", k=5)] == before
-    assert_consistent(path)
+        assert_consistent(a)
 
 
 def test_drop_removes_the_collections_fts5_table(tmp_path: Path) -> None:
@@ -558,11 +626,10 @@ def test_drop_removes_the_collections_fts5_table(tmp_path: Path) -> None:
     assert_consistent(path)
 
 
-def test_two_instances_on_one_file_see_each_others_writes(tmp_path: Path) -> None:
-    """Another connection (another process: an ingest beside the server) reads what one
-    committed, at its next search."""
-    path = tmp_path / "kw.sqlite3"
-    with SqliteBM25Index(path, "main") as writer, SqliteBM25Index(path, "main") as reader:
+def test_two_instances_on_one_file_see_each_others_writes(opener: Opener) -> None:
+    """Another connection (another process: an ingest beside the server; another host on the
+    shared database) reads what one committed, at its next search."""
+    with opener() as writer, opener() as reader:
         assert reader.search("alpha", k=5) == []
         chunk = make_chunk("alpha one")
         writer.upsert([chunk])
@@ -625,19 +692,18 @@ def assert_same_ranking(got: list[Hit], want: list[Hit]) -> None:
 
 
 @pytest.fixture
-def pair(tmp_path: Path) -> Iterator[tuple[SqliteBM25Index, SqliteBM25Index]]:
-    """Two instances on one file, both scoring as a large collection does: one with a
-    snapshot, one on FTS5 alone (no background builds)."""
-    path = tmp_path / "kw.sqlite3"
+def pair(opener: Opener) -> Iterator[tuple[KeywordStore, KeywordStore]]:
+    """Two instances on one store, both scoring as a large collection does: one with a
+    snapshot, one on the engine alone (FTS5, SQL; no background builds)."""
     with (
-        SqliteBM25Index(path, "main", snapshot_min_chunks=1) as fast,
-        SqliteBM25Index(path, "main", snapshot_min_chunks=1, background=False) as fts,
+        opener(snapshot_min_chunks=1) as fast,
+        opener(snapshot_min_chunks=1, background=False) as fts,
     ):
         yield fast, fts
 
 
 def test_the_snapshot_gives_fts5s_hits_scores_and_ties(
-    pair: tuple[SqliteBM25Index, SqliteBM25Index],
+    pair: tuple[KeywordStore, KeywordStore],
 ) -> None:
     fast, fts = pair
     fast.upsert(_corpus(400))
@@ -653,7 +719,7 @@ def test_the_snapshot_gives_fts5s_hits_scores_and_ties(
 
 
 def test_a_large_collection_scores_its_informative_terms_only(
-    pair: tuple[SqliteBM25Index, SqliteBM25Index],
+    pair: tuple[KeywordStore, KeywordStore], opener: Opener
 ) -> None:
     """A term in half the chunks or more has FTS5's floored IDF (1e-6), bm25s's 0: both ways
     leave it out of a query that has other terms, and a query of such terms alone goes to
@@ -665,13 +731,13 @@ def test_a_large_collection_scores_its_informative_terms_only(
     for index in (fast, fts):
         assert texts(index.search("common rare", k=10)) == ["rare rare other", "common rare"]
         assert len(index.search("common", k=10)) == 6
-    small = SqliteBM25Index(fast.path, "main")  # below the threshold: every term counts
+    small = opener()  # below the threshold: every term counts
     assert len(small.search("common rare", k=10)) == 7
     small.close()
 
 
 def test_writes_are_seen_at_once_and_the_snapshot_is_rebuilt(
-    pair: tuple[SqliteBM25Index, SqliteBM25Index],
+    pair: tuple[KeywordStore, KeywordStore],
 ) -> None:
     """A write (here, or by another connection: another process) gives the collection a new
     generation: searches go to FTS5 at once, and a new snapshot is built in the background."""
@@ -693,24 +759,24 @@ def test_writes_are_seen_at_once_and_the_snapshot_is_rebuilt(
         assert_same_ranking(fast.search(query, 20), other.search(query, 20))
 
 
-def test_a_dropped_and_refilled_collection_never_meets_its_old_snapshot(tmp_path: Path) -> None:
-    """Generations come from one counter for the whole file: a collection dropped and made
-    again elsewhere (its id reused) never matches a snapshot of the old one."""
-    path = tmp_path / "kw.sqlite3"
+def test_a_dropped_and_refilled_collection_never_meets_its_old_snapshot(opener: Opener) -> None:
+    """Generations come from one counter for the whole store: a collection dropped and made
+    again elsewhere (in SQLite its id reused) never matches a snapshot of the old one."""
     with (
-        SqliteBM25Index(path, "main", snapshot_min_chunks=1) as reader,
-        SqliteBM25Index(path, "main", snapshot_min_chunks=1) as writer,
+        opener(snapshot_min_chunks=1) as reader,
+        opener(snapshot_min_chunks=1) as writer,
     ):
         writer.upsert([make_chunk("alpha old", index=0), make_chunk("beta", index=1)])
         assert reader.warm_up()
         writer.drop()
         writer.upsert([make_chunk("alpha new", index=0), make_chunk("gamma", index=1)])
         assert texts(reader.search("alpha", k=5)) == ["alpha new"]
-    with sqlite3.connect(path) as db:
-        assert db.execute("SELECT id, generation FROM kw_collections").fetchall() == [(1, 2)]
+    if isinstance(writer, SqliteBM25Index):
+        with sqlite3.connect(writer.path) as db:
+            assert db.execute("SELECT id, generation FROM kw_collections").fetchall() == [(1, 2)]
 
 
-def test_below_the_threshold_no_snapshot_is_built(index: SqliteBM25Index) -> None:
+def test_below_the_threshold_no_snapshot_is_built(index: KeywordStore) -> None:
     index.upsert(_corpus(50))
     assert index.snapshot_min_chunks > 50
     assert not index.warm_up()
@@ -718,8 +784,8 @@ def test_below_the_threshold_no_snapshot_is_built(index: SqliteBM25Index) -> Non
     assert index._builder is None and index._snapshot is None
 
 
-def test_close_waits_for_a_build_under_way(tmp_path: Path) -> None:
-    idx = SqliteBM25Index(tmp_path / "kw.sqlite3", "main", snapshot_min_chunks=1)
+def test_close_waits_for_a_build_under_way(opener: Opener) -> None:
+    idx = opener(snapshot_min_chunks=1)
     idx.upsert(_corpus(200))
     assert idx.search("alpha", k=5)  # on FTS5, starting a build
     builder = idx._builder

@@ -4,7 +4,8 @@
 A person logs in with a key, asks, sees a streamed answer with a confidence badge and numbered
 sources, opens a source (name and highlighted passage), asks a follow-up in Chinese (the history
 reaches the API: the follow-up shows what was searched for), uploads a Chinese-named Markdown
-file into a new collection and sees its report, and sees readable messages for API errors.
+file into a new collection and sees its ingest job's progress then its report, and sees readable
+messages for API errors.
 Chinese in the chat and in a cited passage must be drawn as glyphs, not as empty boxes (chromium
 has no CJK font unless `make browser` installs Debian's fonts-noto-cjk): a screenshot check.
 Screenshots land in test-artifacts/ui/, with the server's log.
@@ -108,7 +109,7 @@ def server(
             time.sleep(0.3)
         for path in sorted(EXAMPLES.iterdir()):
             r = httpx.post(
-                f"{base}/v1/collections/docs/documents",
+                f"{base}/v1/collections/docs/documents?wait=true",
                 files={"file": (path.name, path.read_bytes())},
                 headers=auth,
                 timeout=180,
@@ -227,6 +228,22 @@ def watch_for_streaming(page: Page) -> None:
     )
 
 
+def watch_for_upload_progress(page: Page) -> None:
+    """Record each job progress text (``.docqa-report-running``) the upload report shows."""
+    page.evaluate(
+        """() => {
+            window.__uploadStates = [];
+            const report = document.querySelector('#upload-report');
+            new MutationObserver(() => {
+                const running = report.querySelector('.docqa-report-running');
+                const text = running ? running.textContent.trim() : '';
+                const seen = window.__uploadStates;
+                if (text && seen[seen.length - 1] !== text) seen.push(text);
+            }).observe(report, {subtree: true, childList: true, characterData: true});
+        }"""
+    )
+
+
 def pick_collection(page: Page, name: str) -> None:
     box = page.locator("#collection input")
     box.fill(name)
@@ -296,6 +313,7 @@ def test_upload_a_chinese_named_file_then_ask_it_and_see_readable_errors(
         "# 值班手册\n\n值班表每周一上午十点交接。交接时主值班人要检查告警面板。\n\n"
         "The pager handover happens every Monday at 10:00.\n"
     ).encode()
+    watch_for_upload_progress(page)
     upload = page.locator("#upload input[type=file]")
     upload.set_input_files(
         files=[{"name": "值班手册.md", "mimeType": "text/markdown", "buffer": handbook}]
@@ -303,6 +321,11 @@ def test_upload_a_chinese_named_file_then_ask_it_and_see_readable_errors(
     report = page.locator("#upload-report .docqa-report-ok")
     expect(report).to_contain_text("值班手册.md added to oncall", timeout=UPLOAD_S)
     expect(report).to_contain_text("chunks added")
+    # The upload is an ingest job: the report showed its state (queued, parsing, embedding n/m
+    # chunks...) while the UI polled it, before the final report.
+    states = page.evaluate("window.__uploadStates")
+    assert states, "the upload report never showed the job's progress"
+    assert all(re.match(r"⏳ 值班手册\.md: [a-z]", s) for s in states), states
     expect(page.locator("#collection input")).to_have_value(re.compile(r"^oncall \(1 documents"))
     shot(page, "05-uploaded")
     listed = httpx.get(

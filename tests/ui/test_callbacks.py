@@ -12,6 +12,7 @@ from typing import Any
 import gradio as gr
 import httpx
 
+from tests.ui.jobs import REPORT, JobApi, job_json
 from ui.callbacks import Callbacks
 from ui.client import DocqaClient
 from ui.conversation import Exchange
@@ -65,6 +66,13 @@ def streaming_api(seen: list[httpx.Request]) -> httpx.MockTransport:
 def run_ask(cb: Callbacks, question: str, exchanges: list[Exchange]) -> list[tuple[Any, ...]]:
     async def go() -> list[tuple[Any, ...]]:
         return [out async for out in cb.ask(question, exchanges, "docs", 4)]
+
+    return asyncio.run(go())
+
+
+def run_upload(cb: Callbacks, path: str | None, collection: str) -> list[tuple[Any, ...]]:
+    async def go() -> list[tuple[Any, ...]]:
+        return [out async for out in cb.upload(path, collection)]
 
     return asyncio.run(go())
 
@@ -126,7 +134,7 @@ def test_unreachable_server_is_a_sentence_in_the_chat_and_beside_the_controls(
     assert "Cannot reach" in note
     path = tmp_path / "手册.md"
     path.write_text("# 手册\n", encoding="utf-8")
-    report, *_ = asyncio.run(cb.upload(str(path), "docs"))
+    report, *_ = run_upload(cb, str(path), "docs")[-1]
     assert "Cannot reach" in report
 
 
@@ -135,7 +143,8 @@ def test_refused_upload_and_collections_refresh(tmp_path: Path) -> None:
     cb = Callbacks(DocqaClient("http://127.0.0.1:9", transport=streaming_api(seen)), "docs")
     path = tmp_path / "tool.exe"
     path.write_bytes(b"MZ")
-    report, picker, note, file_box = asyncio.run(cb.upload(str(path), "  "))
+    (report, picker, note, file_box), *more = run_upload(cb, str(path), "  ")
+    assert more == []
     assert "File type not accepted: use .md or .pdf" in report and file_box is None
     assert seen[-1].url.path == "/v1/collections/docs/documents"  # blank picks the default
     picker, note = asyncio.run(cb.collections("handbook"))
@@ -163,3 +172,71 @@ def test_unexpected_failures_are_logged_not_shown(caplog: Any) -> None:
     _, note = asyncio.run(cb.collections("docs"))
     assert "Something went wrong in the chat UI (RuntimeError)" in note
     assert "secret internals" not in note and "secret internals" in caplog.text
+
+
+def upload_through(
+    tmp_path: Path, api: JobApi, name: str = "值班手册.md", **kw: float
+) -> list[tuple[Any, ...]]:
+    path = tmp_path / name
+    path.write_text("# 值班\n\n每周一交接。\n", encoding="utf-8")
+    cb = Callbacks(DocqaClient("http://127.0.0.1:9", transport=api.transport), "docs", **kw)
+    return run_upload(cb, str(path), "docs")
+
+
+def test_an_upload_shows_its_jobs_progress_then_its_report(tmp_path: Path) -> None:
+    api = JobApi(
+        [
+            job_json(),
+            job_json(),
+            job_json("running", "embedding", 1, 3),
+            job_json("running", "embedding", 1, 3),
+            job_json("done", report=REPORT),
+        ]
+    )
+    outs = upload_through(tmp_path, api, poll_s=0.001)
+    reports = [out[0] for out in outs]
+    assert len(outs) == 3, reports  # queued, embedding 1/3, the report: no repeats
+    assert "值班手册.md: queued" in reports[0] and "docqa-report-running" in reports[0]
+    assert "值班手册.md: embedding 1/3 chunks" in reports[1]
+    assert "docqa-report-ok" in reports[2] and "值班手册.md added to docs" in reports[2]
+    assert "3 chunks added" in reports[2]
+    skip = gr.skip()
+    assert all(out[1:] == (skip, skip, skip) for out in outs[:-1])  # the file stays meanwhile
+    _, picker, note, file_box = outs[-1]
+    assert isinstance(picker, gr.Dropdown) and picker.value == "docs" and note == ""
+    assert file_box is None
+    assert [r.url.path for r in api.seen].count("/v1/jobs/job-1") == 4
+
+
+def test_a_failed_job_shows_its_error(tmp_path: Path) -> None:
+    lost = "worker lost: no heartbeat after 3 attempts"
+    api = JobApi([job_json(), job_json("running"), job_json("failed", attempts=3, error=lost)])
+    outs = upload_through(tmp_path, api, poll_s=0.001)
+    assert "值班手册.md: parsing" in outs[1][0]
+    report = outs[-1][0]
+    assert "docqa-report-failed" in report and f"could not be ingested: {lost}" in report
+    assert "job-1" in report
+
+    bad = {**REPORT, "files_new": 0, "files_failed": 1, "chunks_added": 0}
+    bad["failures"] = [{"path": "scan.pdf", "error": "PDF has no text layer (scanned?)"}]
+    error = "scan.pdf could not be ingested: PDF has no text layer (scanned?)"
+    api = JobApi([job_json(), job_json("failed", error=error, report=bad)])
+    report = upload_through(tmp_path, api, "scan.pdf", poll_s=0.001)[-1][0]
+    assert "docqa-report-failed" in report
+    assert "scan.pdf could not be ingested: PDF has no text layer (scanned?)" in report
+
+
+def test_a_job_unfinished_past_the_limit_says_it_is_still_running(tmp_path: Path) -> None:
+    running = job_json("running", "embedding", 120, 300, job_id="job-7")
+    api = JobApi([job_json(job_id="job-7"), running])
+    outs = upload_through(tmp_path, api, poll_s=0.01, job_limit_s=0.3)
+    assert "embedding 120/300 chunks" in outs[1][0]
+    report, picker, note, file_box = outs[-1]
+    assert "still running" in report and "job-7" in report and "docqa-error" not in report
+    assert picker == note == gr.skip() and file_box is None
+    assert api.polls > 3  # it kept asking until the limit, then stopped
+
+    api = JobApi([job_json(job_id="job-8")])
+    api.states.append({"bogus": True})  # a poll answered with something that is not a job
+    report = upload_through(tmp_path, api, poll_s=0.001)[-1][0]
+    assert "docqa-error" in report and "not docqa&#x27;s" in report and "job job-8" in report

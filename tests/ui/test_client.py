@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.ui.jobs import REPORT, JobApi, job_json
 from ui.client import DocqaClient, is_loopback
 from ui.errors import UiError
 from ui.sse import SseParser
-from ui.types import Answer
+from ui.types import Answer, Job
 
 FINAL = {
     "answer": "API keys rotate every 90 days [1].",
@@ -199,7 +201,7 @@ def test_unreachable_server_and_timeout_and_bad_url() -> None:
     assert "not a valid http(s) URL" in str(error_of(lambda: asyncio.run(bad.collections())))
 
 
-def test_collections_and_upload_with_a_chinese_file_name(tmp_path: Path) -> None:
+def test_collections_and_upload_with_a_chinese_file_name_return_its_job(tmp_path: Path) -> None:
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -208,64 +210,79 @@ def test_collections_and_upload_with_a_chinese_file_name(tmp_path: Path) -> None
             cols = [{"name": "zeta", "chunks": 1, "documents": 1}]
             cols.append({"name": "docs", "chunks": 49, "documents": 5})
             return httpx.Response(200, json={"collections": cols})
-        report = {
-            "files_new": 1,
-            "files_changed": 0,
-            "files_unchanged": 0,
-            "files_failed": 0,
-            "failures": [],
-            "chunks_added": 2,
-            "chunks_removed": 0,
-            "cache_hits": 0,
-            "cache_misses": 2,
-            "seconds": 0.4,
-        }
-        return httpx.Response(200, json=report)
+        if b'name="replace"\r\n\r\nfalse' in request.content:
+            message = "collection 'docs' already has a different document with source '值班手册.md'"
+            return httpx.Response(409, json={"error": {"code": "conflict", "message": message}})
+        return httpx.Response(202, json=job_json(source="值班手册.md"))
 
     client = client_for(handler)
     names = [c.name for c in asyncio.run(client.collections())]
     assert names == ["docs", "zeta"]
     path = tmp_path / "值班手册.md"
     path.write_text("# 值班\n\n每周一交接。\n", encoding="utf-8")
-    report = asyncio.run(client.upload("my docs", path))
-    assert report.files_new == 1 and report.chunks_added == 2
+    job = asyncio.run(client.upload("my docs", path))
+    assert (job.id, job.state, job.stage) == ("job-1", "queued", "queued")
+    assert job.source == "值班手册.md"
+    assert not job.finished and job.report is None
     upload = seen[-1]
     assert upload.url.raw_path == b"/v1/collections/my%20docs/documents"
     assert "值班手册.md".encode() in upload.content and "每周一交接".encode() in upload.content
     assert b'name="replace"\r\n\r\ntrue\r\n' in upload.content  # the UI's upload replaces
     missing = error_of(lambda: asyncio.run(client.upload("docs", tmp_path / "gone.md")))
     assert "Cannot read the uploaded file 'gone.md'" in str(missing)
-
-
-def test_an_upload_the_server_could_not_ingest_comes_back_as_its_report(tmp_path: Path) -> None:
-    failure = {"path": "scan.pdf", "error": "PDF has no text layer (scanned?)"}
-    report = {
-        "files_new": 0,
-        "files_changed": 0,
-        "files_unchanged": 0,
-        "files_failed": 1,
-        "failures": [failure],
-        "chunks_added": 0,
-        "chunks_removed": 0,
-        "cache_hits": 0,
-        "cache_misses": 0,
-        "seconds": 0.1,
-    }
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if b'name="replace"\r\n\r\nfalse' in request.content:
-            message = "collection 'docs' already has a different document with source 'scan.pdf'"
-            return httpx.Response(409, json={"error": {"code": "conflict", "message": message}})
-        error = {"code": "ingest_failed", "message": "scan.pdf could not be ingested: ..."}
-        return httpx.Response(422, json={"error": error, "report": report})
-
-    path = tmp_path / "scan.pdf"
-    path.write_bytes(b"%PDF-1.4")
-    client = client_for(handler)
-    got = asyncio.run(client.upload("docs", path))
-    assert got.files_failed == 1 and got.failures[0].error == failure["error"]
     conflict = error_of(lambda: asyncio.run(client.upload("docs", path, replace=False)))
     assert conflict.status == 409 and "already has a different document" in str(conflict)
+
+
+def follow(client: DocqaClient, job: Job, **kw: float) -> list[Job]:
+    async def run() -> list[Job]:
+        return [j async for j in client.follow(job, poll_s=0.001, **kw)]
+
+    return asyncio.run(run())
+
+
+def test_follow_yields_each_change_of_a_job_until_it_is_done_or_failed() -> None:
+    running = job_json("running", "embedding", 1, 3)
+    api = JobApi([job_json(), job_json(), running, running, job_json("done", report=REPORT)])
+    client = client_for(api)
+    first = Job.from_json(api.states[0])
+    jobs = follow(client, first)
+    assert [(j.state, j.stage, j.chunks_done, j.chunks_total) for j in jobs] == [
+        ("running", "embedding", 1, 3),
+        ("done", "done", 0, 0),
+    ]  # unchanged polls are not repeated
+    assert jobs[-1].finished and jobs[-1].report is not None and jobs[-1].report.chunks_added == 3
+    assert api.polls == 4 and api.seen[-1].url.path == "/v1/jobs/job-1"
+    assert api.seen[-1].headers["authorization"] == "Bearer k-1"
+    assert asyncio.run(client.job("job-1")).state == "done"
+
+    bad = {**REPORT, "files_new": 0, "files_failed": 1}
+    bad["failures"] = [{"path": "scan.pdf", "error": "PDF has no text layer (scanned?)"}]
+    error = "scan.pdf could not be ingested: PDF has no text layer (scanned?)"
+    api = JobApi([job_json(), job_json("failed", error=error, report=bad)])
+    (failed,) = follow(client_for(api), first)
+    assert failed.state == "failed" and failed.error == error
+    assert failed.report is not None and failed.report.failures[0].path == "scan.pdf"
+    assert follow(client_for(api), failed) == []  # a finished job is not polled
+    gone = error_of(lambda: asyncio.run(client_for(api).job("nope")))
+    assert gone.status == 404 and "no ingest job 'nope'" in str(gone)
+
+
+def test_follow_stops_at_its_limit_with_the_job_unfinished() -> None:
+    api = JobApi([job_json(), job_json("running", "embedding", 1, 300)])
+    client = client_for(api)
+    start = time.monotonic()
+    jobs = follow(client, Job.from_json(api.states[0]), limit_s=0.2)
+    assert 0.2 <= time.monotonic() - start < 5
+    assert [j.stage for j in jobs] == ["embedding"] and not jobs[-1].finished
+    assert api.polls > 2  # kept asking until the limit
+
+
+def test_a_job_body_that_is_not_docqas_is_a_readable_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={**job_json(), "state": "sleeping"})
+
+    assert "not docqa's" in str(error_of(lambda: asyncio.run(client_for(handler).job("job-1"))))
 
 
 def test_sse_parser_joins_data_lines_and_ignores_other_fields() -> None:

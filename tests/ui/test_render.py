@@ -4,13 +4,16 @@ and the conversation kept per browser session. Everything from the server is esc
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+from typing import Any
 
 import pytest
 
+from tests.ui.jobs import REPORT, job_json
 from ui import render
 from ui.conversation import Exchange, chat_messages, exchange_at, history
 from ui.highlight import citing_text, highlight, sentence_spans, strip_markers
-from ui.types import Answer, Citation, Collection, UploadFailure, UploadReport
+from ui.types import Answer, Citation, Collection, Job, UploadFailure, UploadReport
 
 PASSAGE = (
     "Access control\n\n"
@@ -146,18 +149,8 @@ def test_follow_up_shows_what_was_searched_for() -> None:
     assert "Searched for: How long does it take? How often do API keys rotate?" in html
 
 
-def report(**kw: object) -> UploadReport:
-    base: dict[str, object] = {
-        "files_new": 1,
-        "files_changed": 0,
-        "files_unchanged": 0,
-        "files_failed": 0,
-        "failures": [],
-        "chunks_added": 3,
-        "chunks_removed": 0,
-        "seconds": 0.42,
-    }
-    return UploadReport(**{**base, **kw})  # type: ignore[arg-type]
+def report(**kw: Any) -> UploadReport:
+    return replace(UploadReport.from_json(REPORT), **kw)
 
 
 def test_upload_reports_say_what_happened() -> None:
@@ -171,6 +164,23 @@ def test_upload_reports_say_what_happened() -> None:
         "x.pdf", "docs", report(files_new=0, files_failed=1, failures=[UploadFailure("x", "enc")])
     )
     assert "could not be ingested: enc" in failed and "docqa-report-failed" in failed
+
+
+def test_an_ingest_jobs_progress_and_end_are_readable_and_escaped() -> None:
+    queued = Job.from_json(job_json(source="<b>.md"))
+    assert render.job_stage(queued) == "queued"
+    html = render.job_progress("<b>.md", queued)
+    assert "⏳ &lt;b&gt;.md: queued" in html and "<b>" not in html
+    retried = Job.from_json(job_json("running", "embedding", 2, 5, attempts=2))
+    assert render.job_stage(retried) == "embedding 2/5 chunks (attempt 2 of 3)"
+    claimed = Job.from_json(job_json("running", "queued"))  # before its first heartbeat
+    assert render.job_stage(claimed) == "starting"
+    pending = render.job_pending("a.md", retried, 300)
+    assert "still running after 300 s" in pending and "job-1" in pending
+    done = render.job_report("a.md", Job.from_json(job_json("done", report=REPORT)))
+    assert done == render.upload_report("a.md", "docs", report())
+    failed = render.job_report("a.md", Job.from_json(job_json("failed", error="store <down>")))
+    assert "could not be ingested: store &lt;down&gt;" in failed and "docqa-report-failed" in failed
 
 
 def test_collection_and_source_choices() -> None:

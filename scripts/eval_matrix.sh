@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The answer-level evaluation matrix of docs/EVALUATION.md ("Results: answers"), one command:
+#   scripts/eval_matrix.sh [RUNS_DIR]
+# Every run resumes where an earlier, unfinished run of the same name stopped, so the matrix can
+# be filled over several sessions; a finished run is not repeated (its name then starts afresh
+# only with --no-resume, which this script never passes). The data sets are ../shared/data's
+# (never copied into the repository). Profile, sample size and seed are fixed here so the table
+# names what made it; any DOCQA_* setting in the environment applies as it does to the service.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS_DIR="${1:-${DOCQA_RUNS_DIR:-$PWD/.docqa/runs}}"
+DATA="${DOCQA_EVAL_DATA:-../shared/data}"
+N="${EVAL_MATRIX_LIMIT:-200}"
+DOCQA="${DOCQA_BIN:-.venv/bin/docqa}"
+run() {  # name, then the data set arguments
+  local name="$1"; shift
+  if ls "$RUNS_DIR"/*-"$name"/metrics.json >/dev/null 2>&1; then
+    echo "eval-matrix: $name already done in $RUNS_DIR"; return 0
+  fi
+  echo "eval-matrix: $name ($(date -u +%FT%TZ), git $(git rev-parse --short HEAD))"
+  "$DOCQA" --profile default eval run "$@" --name "$name" --seed 0 --no-progress --runs-dir "$RUNS_DIR"
+}
+# The unanswerable variants first: they give answers, declines and calibration in one run.
+run xquad-en-u20 --dataset "$DATA/xquad/xquad.en.json" --format squad --limit "$N" --unanswerable-fraction 0.2
+run cmrc2018-u20 --dataset "$DATA/cmrc2018/cmrc2018_dev.json" --format squad --limit "$N" --unanswerable-fraction 0.2
+run xquad-zh-u20 --dataset "$DATA/xquad/xquad.zh.json" --format squad --limit "$N" --unanswerable-fraction 0.2
+run hotpotqa-u20 --dataset "$DATA/hotpotqa/hotpotqa_train.json" --format hotpot --unanswerable-fraction 0.2
+run scifact --dataset "$DATA/scifact" --format beir --limit "$N" --retrieval-only
+run xquad-en --dataset "$DATA/xquad/xquad.en.json" --format squad --limit "$N"
+run cmrc2018 --dataset "$DATA/cmrc2018/cmrc2018_dev.json" --format squad --limit "$N"
+run xquad-zh --dataset "$DATA/xquad/xquad.zh.json" --format squad --limit "$N"
+run hotpotqa --dataset "$DATA/hotpotqa/hotpotqa_train.json" --format hotpot
