@@ -37,6 +37,7 @@ def worker(
             settings.chroma_dir,
         )
     services = Services.build(settings)  # the embedder and the stores; no generator
+    services.embedder.embed_query("warm up")  # load the model now, not in the first job
     runner = JobWorker(
         services.jobs, services.ingestor, services.manifest, lease_s=settings.job_lease_s
     )
