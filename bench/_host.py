@@ -12,8 +12,10 @@ import os
 import platform
 import shlex
 import sys
+import time
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 from eval.provenance import REPO_ROOT, git_commit, library_versions
 
@@ -113,3 +115,15 @@ def command_line() -> str:
 
 def now() -> str:
     return dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+
+
+def run_header(host: dict[str, str], started: float) -> dict[str, Any]:
+    """The opening fields of a results payload: when, how long since ``started`` (a
+    ``time.monotonic()``), on what (``host`` from `machine`, with the load again at the end) and
+    with which command."""
+    return {
+        "date": now(),
+        "minutes": round((time.monotonic() - started) / 60, 1),
+        "machine": {**host, "load at end": load_average()},
+        "command": command_line(),
+    }

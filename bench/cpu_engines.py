@@ -33,7 +33,7 @@ from typing import Any
 
 import _path
 
-from bench._host import command_line, contention_note, load_average, machine, now
+from bench._host import contention_note, machine, run_header
 from bench._report import add_report_args, markdown_table, run_bench, run_lines
 
 log = logging.getLogger("bench.cpu_engines")
@@ -233,12 +233,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             for n in E5_BATCHES
         ],
     ]
-    host["load at end"] = load_average()
     return {
-        "date": now(),
-        "minutes": round((time.monotonic() - started) / 60, 1),
-        "machine": host,
-        "command": command_line(),
+        **run_header(host, started),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
         "prefill": prefill,
         "rss": rss,

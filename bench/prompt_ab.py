@@ -48,7 +48,7 @@ from tqdm import tqdm
 
 from app.answer import prompt
 from bench._common import DATASETS, add_run_args
-from bench._host import command_line, contention_note, load_average, machine, now
+from bench._host import contention_note, machine, run_header
 from bench._report import markdown_table, run_bench, run_lines
 from config.settings import Settings
 from eval.aggregate import aggregate
@@ -171,12 +171,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 log.info("%s on %s: %s", name, dataset, results[name][dataset])
     finally:
         services.close()
-    host["load at end"] = load_average()
     return {
-        "date": now(),
-        "minutes": round((time.monotonic() - started) / 60, 1),
-        "machine": host,
-        "command": command_line(),
+        **run_header(host, started),
         "seed": args.seed,
         "unanswerable_fraction": args.unanswerable_fraction,
         "answerable_floor": args.answerable_floor,

@@ -49,7 +49,7 @@ from bench._common import (
     sample_questions,
     settings_for,
 )
-from bench._host import command_line, contention_note, load_average, machine, now
+from bench._host import contention_note, machine, run_header
 from bench._report import add_report_args, markdown_table, run_bench, run_lines
 from config.settings import Settings
 from eval.collection import stage
@@ -677,12 +677,8 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
             results += more
             infos += ingested
             speeds += timed
-    host["load at end"] = load_average()
     return {
-        "date": now(),
-        "minutes": round((time.monotonic() - started) / 60.0, 1),
-        "machine": host,
-        "command": command_line(),
+        **run_header(host, started),
         "results": [asdict(r) for r in results],
         "ingest": [asdict(i) for i in infos],
         "speed": [asdict(s) for s in speeds],

@@ -30,7 +30,6 @@ import sys
 import threading
 import time
 from contextlib import ExitStack
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ import _path  # noqa: F401
 import httpx
 
 from bench._common import add_run_args, load_dataset, safe_name
-from bench._host import load_average, machine
+from bench._host import machine, run_header
 from bench._report import add_report_args, log, markdown_table, run_bench, run_lines
 from tests.index.conftest import free_port, running_chroma_server
 from tests.pg_server import running_postgres
@@ -144,7 +143,7 @@ def _latency(bases: list[str], questions: list[str], collection: str) -> dict[st
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    started = time.time()
+    started = time.monotonic()
     info = machine()
     work: Path = args.work_dir
     work.mkdir(parents=True, exist_ok=True)
@@ -194,10 +193,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "one host, two clients": _latency([a, a], questions, "bench-w1"),
         }
     return {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "minutes": round((time.time() - started) / 60, 1),
-        "machine": {**info, "load at end": load_average()},
-        "command": " ".join(["python", *sys.argv]),
+        **run_header(info, started),
         "profile": args.profile,
         "docs": len(files),
         "questions": len(questions),
