@@ -17,7 +17,12 @@ from typing import Literal
 
 from app.answer import followup
 from app.answer.answerability import answerability_messages
-from app.answer.citations import parse_citations, strip_invalid_markers, support_fallback
+from app.answer.citations import (
+    parse_citations,
+    repoint_citations,
+    strip_invalid_markers,
+    support_fallback,
+)
 from app.answer.confidence import (
     EvidenceConfig,
     answer_confidence,
@@ -135,7 +140,9 @@ class AnswerService:
         if evidence >= self.config.evidence_floor and result.hits:
             window = min(self.generator.context_window, self.config.context_tokens)
             budget = max(256, window - self.config.answer_max_tokens - 64)  # 64: chat template
-            prompt = build_messages(question, result.hits, self.generator.count_tokens, budget)
+            # A follow-up is answered as its standalone rewrite: "And who owns it?" alone left
+            # the model to guess what "it" was, and it named another row's owner.
+            prompt = build_messages(query, result.hits, self.generator.count_tokens, budget)
         timings = {"generate": 0.0, **result.timings_ms}
         return Plan(question, query, result.hits, evidence, prompt, timings, started)
 
@@ -151,7 +158,7 @@ class AnswerService:
         assert plan.prompt is not None
         started = time.perf_counter()
         try:
-            messages = answerability_messages(plan.prompt, plan.question)
+            messages = answerability_messages(plan.prompt)
             return self.generator.yes_probability([messages])[0]
         finally:
             plan.timings_ms["answerable"] = round((time.perf_counter() - started) * 1000.0, 2)
@@ -228,6 +235,7 @@ class AnswerService:
             answer.prompt_tokens = generation.prompt_tokens
             answer.completion_tokens = generation.completion_tokens
             return answer
+        text = repoint_citations(text, passages)
         numbers = parse_citations(text, len(passages)) or support_fallback(text, passages)
         cited = [passages[n - 1] for n in numbers]
         conf = answer_confidence(

@@ -212,7 +212,8 @@ class Settings(BaseSettings):
         ge=0,
         le=1,
         description="Ask the generator whether the passages hold the answer before answering; "
-        "P(yes) under this declines. Unset: no such check.",
+        "P(yes) under this declines. Unset: the profile model's measured floor (none for a "
+        "model without one); 0 asks and records it but never declines (to measure floors).",
     )
     generation_timeout_s: float = Field(
         60.0, gt=0, description="Past it, the answer degrades to an extractive one."

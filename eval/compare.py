@@ -2,7 +2,9 @@
 
 The delta is B - A. A mark says whether the change is for the better (``+``) or the worse
 (``-``) for metrics with a direction (higher hit rates, lower ECE and latency); a change under
-0.0005 (or 0.5 ms) is shown as ``=``.
+0.0005 (or 0.5 ms) is shown as ``=``. When the runs share questions (a run and its noise variant,
+or one data set before and after a change), the judged ones are also paired: how many stayed
+right, and how many turned right or wrong.
 """
 
 from __future__ import annotations
@@ -78,7 +80,45 @@ def compare_text(a: Run, b: Run) -> str:
             f"{config['selection']['questions']} questions)"
         )
     rows = compare_rows(ma["metrics"], mb["metrics"])
-    return "\n".join(lines) + "\n\n" + table(["metric", "A", "B", "B - A", ""], rows)
+    text = "\n".join(lines) + "\n\n" + table(["metric", "A", "B", "B - A", ""], rows)
+    pairs = paired(a.records(), b.records())
+    if pairs["judged"]:
+        stayed = pairs["stayed_right"] / pairs["right_in_a"] if pairs["right_in_a"] else None
+        text += (
+            f"\n\npaired questions judged in both: {pairs['judged']}; right in A: "
+            f"{pairs['right_in_a']}, still right in B: {pairs['stayed_right']}"
+            f" ({_value(stayed, 'share')}); turned wrong: {pairs['turned_wrong']}; "
+            f"turned right: {pairs['turned_right']}"
+        )
+    return text
+
+
+def paired(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Per-question agreement of two runs on the questions both judged (``correct`` not None).
+
+    >>> right = lambda i, c: {"id": i, "metrics": {"correct": c}}
+    >>> paired([right("q1", True), right("q2", True), right("q3", False)],
+    ...        [right("q1", True), right("q2", False), right("q3", True), right("q4", True)])
+    {'judged': 3, 'right_in_a': 2, 'stayed_right': 1, 'turned_wrong': 1, 'turned_right': 1}
+    """
+
+    def judged(records: Sequence[Mapping[str, Any]]) -> dict[str, bool]:
+        out = {}
+        for r in records:
+            correct = (r.get("metrics") or {}).get("correct")
+            if correct is not None:
+                out[str(r["id"])] = bool(correct)
+        return out
+
+    ja, jb = judged(a), judged(b)
+    both = ja.keys() & jb.keys()
+    return {
+        "judged": len(both),
+        "right_in_a": sum(ja[q] for q in both),
+        "stayed_right": sum(ja[q] and jb[q] for q in both),
+        "turned_wrong": sum(ja[q] and not jb[q] for q in both),
+        "turned_right": sum(jb[q] and not ja[q] for q in both),
+    }
 
 
 def runs_rows(runs: Sequence[Run]) -> list[list[str]]:

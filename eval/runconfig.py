@@ -59,6 +59,7 @@ class RunSpec:
     unanswerable_fraction: float = 0.0
     retrieval_only: bool = False
     top_k: int = 5
+    noise_passages: int = 0  # distractors added to each question's passages (eval.noise)
     command: list[str] = field(default_factory=list)
     arguments: dict[str, Any] = field(default_factory=dict)
 
@@ -82,6 +83,8 @@ def fingerprint_parts(settings: Settings, spec: RunSpec, dataset_sha: str) -> di
         "embedder": models.embedder.name,
         "prompt_version": PROMPT_VERSION,
         "settings": values,
+        # Only when used, so runs recorded before the option still resume.
+        **({"noise_passages": spec.noise_passages} if spec.noise_passages else {}),
     }
 
 
@@ -138,7 +141,11 @@ def build_config(
             "removed_docs": sorted(selection.removed_docs),
             "excluded": selection.excluded,
         },
-        "mode": {"retrieval_only": spec.retrieval_only, "top_k": spec.top_k},
+        "mode": {
+            "retrieval_only": spec.retrieval_only,
+            "top_k": spec.top_k,
+            "noise_passages": spec.noise_passages,
+        },
         "collection": collection,
         "models": model_info(settings),
         "prompt_version": PROMPT_VERSION,

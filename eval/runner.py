@@ -32,6 +32,7 @@ from eval.collection import EvalCollection, collection_key, collection_name, ens
 from eval.datasets import load_dataset
 from eval.errors import ResumeMismatchError
 from eval.metrics import dedupe
+from eval.noise import NoisyBackend, NoisyRetriever
 from eval.provenance import files_sha256
 from eval.report import write_report
 from eval.runconfig import RunSpec, build_config, differences, fingerprint, fingerprint_parts
@@ -142,7 +143,14 @@ def _ask_all(
     total: int,
 ) -> None:
     """Ask each question, appending its line to the run as soon as it is scored."""
-    ask = _Asker(services, collection, None if spec.retrieval_only else services.asks, spec.top_k)
+    asks = None if spec.retrieval_only else services.asks
+    noisy = None
+    if asks is not None and spec.noise_passages:
+        noisy = NoisyRetriever(
+            services.retriever(collection.name), spec.noise_passages, spec.seed, collection.doc_of
+        )
+        asks = AskService(NoisyBackend(services, noisy), asks.queue, asks.limits, asks.embedder_id)
+    ask = _Asker(services, collection, asks, spec.top_k, noisy)
     declined, asked = 0, total - len(todo)
     every = max(1, total // 10)  # without a progress bar, a log line per tenth of the run
     with (
@@ -167,11 +175,13 @@ class _Asker:
         collection: EvalCollection,
         asks: AskService | None,  # None: retrieval only
         top_k: int,
+        noisy: NoisyRetriever | None = None,  # the noise variant's retriever, told each question
     ) -> None:
         self.services = services
         self.collection = collection
         self.asks = asks
         self.top_k = top_k
+        self.noisy = noisy
         self.retriever = services.retriever(collection.name)
         self.depth = max(services.settings.retrieval_candidates, RANK_DEPTH)
 
@@ -187,6 +197,8 @@ class _Asker:
                 timings_ms={**retrieval.timings_ms, "total": total},
                 query_cached=self.services.embedder.misses == misses,
             )
+        if self.noisy is not None:
+            self.noisy.for_question(selected.question.id, selected.question.gold_docs)
         history = [Turn.model_validate(t) for t in selected.question.history] or None
         request = AskRequest(
             question=text, collection=self.collection.name, top_k=self.top_k, history=history

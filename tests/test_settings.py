@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from config.settings import ConfigFileError, Settings, load_settings, origin_of
 from docqa.cli.main import app
+from wiring.compose import answer_config, answerable_floor
 
 
 def _toml(tmp_path: Path, text: str) -> Path:
@@ -129,3 +130,24 @@ def test_config_show_names_the_engine(tmp_path: Path) -> None:
     assert "engine: transformers (auto: CPU, but the generator is not a GGUF file)" in (
         not_gguf.output
     )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "floor"),
+    [
+        ({"profile": "default"}, 0.75),  # Qwen2.5-1.5B's floor, measured with answer_v5
+        ({"profile": "test"}, None),  # SmolLM2: not measured, so no check
+        ({"profile": "default", "answerable_floor": 0.8}, 0.8),
+        ({"profile": "default", "answerable_floor": 0.0}, 0.0),  # asked and recorded only
+        ({"profile": "default", "generator": "/models/my-own-gguf"}, None),
+        ({"profile": "default", "generator_url": "http://127.0.0.1:9/v1"}, None),
+    ],
+)
+def test_the_answerability_floor_is_the_generator_models_unless_set(
+    kwargs: dict[str, object], floor: float | None
+) -> None:
+    """P(yes) is calibrated per model: the profile's model brings its measured floor, a user's
+    own or remote model none, and DOCQA_ANSWERABLE_FLOOR always wins."""
+    settings = Settings(**kwargs)  # type: ignore[arg-type]
+    assert answerable_floor(settings) == floor
+    assert answer_config(settings).answerable_floor == floor

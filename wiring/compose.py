@@ -156,9 +156,20 @@ def answer_config(settings: Settings) -> AnswerConfig:
         context_tokens=settings.llm_context_tokens,
         evidence_floor=settings.evidence_floor,
         low_confidence=settings.low_confidence,
-        answerable_floor=settings.answerable_floor,
+        answerable_floor=answerable_floor(settings),
         generation_timeout_s=settings.generation_timeout_s,
     )
+
+
+def answerable_floor(settings: Settings) -> float | None:
+    """DOCQA_ANSWERABLE_FLOOR when set (0: P(yes) is asked and recorded, nothing declined, so
+    evaluation runs can replay any floor); else the generator's measured floor. A user's own or
+    remote model has none: P(yes) is calibrated per model."""
+    if settings.answerable_floor is not None:
+        return settings.answerable_floor
+    if settings.generator_url:
+        return None
+    return models_for(settings).generator.answerable_floor
 
 
 def model_embedder(settings: Settings) -> RawEmbedder:

@@ -17,9 +17,9 @@ from app.answer.prompt import PromptBuild
 from prompts.template import Messages, named
 
 
-def answerability_messages(prompt: PromptBuild, question: str) -> Messages:
+def answerability_messages(prompt: PromptBuild) -> Messages:
     system, user = prompt.messages
-    marker = f"Question: {question.strip()}"
+    marker = f"Question: {prompt.question.strip()}"
     content = user["content"]
     end = content.index(marker) + len(marker)  # the answer prompt always carries the question
     asked = named("answerable_v1").render(passages_and_question=content[:end])

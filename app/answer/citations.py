@@ -5,17 +5,28 @@ the full-width forms small models write after Chinese text: ``【1】``, ``［1�
 (`text.citation_markers` holds the one regex that reads them).
 The model's markers are never trusted blindly: only numbers 1..n of the passages actually shown
 count. When the model cites nothing, `support_fallback` picks the passages whose content units
-(see `app.answer.units`) cover the answer best.
+(see `app.answer.units`) cover the answer best. When a marker points at a passage that does not
+hold what its sentence says while another shown passage does, `repoint_citations` moves it: the
+1.5B model wrote "The orbit-agent is owned by Lin Wei. [1]" with passage 1 a release note that
+names orbit-agent and passage 2 the owners' table.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 
 from app.answer.units import content_units, coverage
 from index.types import Hit
 from text.citation_markers import MARKER, OPENING, marker_numbers, strip_markers
+
+log = logging.getLogger(__name__)
+
+# A cited passage "holds" its sentence when it has at least this share of the sentence's content
+# units; another passage replaces it only when it holds the sentence and beats it by the margin.
+HOLDS = 0.6
+MARGIN = 0.25
 
 
 def parse_citations(answer: str, n_passages: int) -> list[int]:
@@ -77,3 +88,52 @@ def support_fallback(
         if score >= threshold:
             scored.append((-score, number))
     return [number for _, number in sorted(scored)[:max_citations]]
+
+
+def repoint_citations(answer: str, passages: Sequence[Hit | str]) -> str:
+    """``answer`` with each run of markers whose passages do not hold the text it closes (the
+    words since the previous marker) replaced by one marker for the shown passage that does.
+
+    Only a clear win moves a citation: the other passage holds at least ``HOLDS`` of the text's
+    content units and beats the cited passages together by ``MARGIN``. Markers must already be
+    valid (``strip_invalid_markers``).
+
+    >>> repoint_citations("Lin Wei owns orbit-agent [1].",
+    ...                   ["orbit-agent leaked memory.", "orbit-agent: Owner Lin Wei"])
+    'Lin Wei owns orbit-agent [2].'
+    >>> repoint_citations("Lin Wei owns orbit-agent [1][2].",
+    ...                   ["orbit-agent leaked memory.", "orbit-agent: Owner Lin Wei"])
+    'Lin Wei owns orbit-agent [1][2].'
+    """
+    texts = [p if isinstance(p, str) else p.chunk.text for p in passages]
+    runs: list[list[re.Match[str]]] = []  # markers with nothing but spaces between them
+    for match in MARKER.finditer(answer):
+        if runs and not answer[runs[-1][-1].end() : match.start()].strip():
+            runs[-1].append(match)
+        else:
+            runs.append([match])
+    out: list[str] = []
+    start = 0
+    for run in runs:
+        begin, end = run[0].start(), run[-1].end()
+        units = content_units(answer[start:begin])
+        cited = {n for m in run for n in marker_numbers(m[1])}
+        replacement = answer[begin:end]
+        if units and cited:
+            held = coverage(units, "\n".join(texts[n - 1] for n in sorted(cited)))
+            best, number = max((coverage(units, t), -i) for i, t in enumerate(texts, start=1))
+            if best >= HOLDS and best >= held + MARGIN:
+                first = run[0][0]
+                lead = " " if first.startswith(" ") else ""
+                replacement = f"{lead}{first.lstrip()[0]}{-number}{first[-1]}"
+                log.info(
+                    "citation %s re-pointed to [%d]: it holds %.2f of the sentence, they %.2f",
+                    sorted(cited),
+                    -number,
+                    best,
+                    held,
+                )
+        out.append(answer[start:begin] + replacement)
+        start = end
+    out.append(answer[start:])
+    return "".join(out)

@@ -1,9 +1,17 @@
 """Follow-up questions: rewritten into one standalone question for retrieval and the prompt.
 
-The model rewrites the last question with the conversation in view (``prompts/rewrite_v1.md``,
+The model rewrites the last question with the conversation in view (``prompts/rewrite_v2.md``,
 its rules and examples in the fixed system message, so llama.cpp reuses their KV cache). The
-rewrite is used only when it is one line, one question, in the asker's language, not a copy of an
-earlier turn, and not out of proportion to what was asked. Otherwise (or when the model failed)
+rewrite is used only when it is one line, one question (a question mark when the asker used
+one: the 1.5B model sometimes answers instead, "orbit-scheduler 的监听端口是 8450。"), in the
+asker's language, not a copy of an earlier turn, and not out of proportion to what was asked.
+The rewrite is both the retrieval query and the question the answer prompt carries.
+
+Version 2 of the prompt says what a pronoun stands for (the thing the earlier question asked
+about, not a value in the answer): with version 1 the default profile's model rewrote "And who
+owns it?" after "What port does orbit-agent use?" / "... port 7070" into "Who owns the port
+7070?", and 4 of 8 sample follow-ups went wrong; with version 2, 1 ("VPN 呢？" comes back
+as it was asked). Otherwise (or when the model failed)
 a deterministic fallback stands in, and the reason is logged: the question with the previous
 user question it follows up on, as one line. The fallback is never worse than asking the bare
 follow-up, and its words keep the subject ("it" alone retrieves nothing).
@@ -24,6 +32,7 @@ log = logging.getLogger(__name__)
 HISTORY_TURNS = 6  # the last three exchanges: enough for a pronoun, bounded for the prompt
 _LABEL = re.compile(r"^\s*(standalone question|question|rewritten question|问题)\s*[:：]\s*", re.I)
 _QUOTES = "\"'“”‘’「」『』`"
+_QUESTION_MARKS = ("?", "？")
 
 
 @dataclass(frozen=True)
@@ -37,7 +46,7 @@ def rewrite_messages(
     history: list[dict[str, str]], question: str, template: PromptTemplate | None = None
 ) -> Messages:
     turns = "\n".join(f"{t['role']}: {_one_line(t['content'])}" for t in history[-HISTORY_TURNS:])
-    return (template or named("rewrite_v1")).render(history=turns, question=question.strip())
+    return (template or named("rewrite_v2")).render(history=turns, question=question.strip())
 
 
 def standalone(rewritten: str | None, history: list[dict[str, str]], question: str) -> Standalone:
@@ -70,6 +79,8 @@ def _unusable(
         return "came back empty"
     if len(text) > 3 * (len(question) + len(previous)) + 50:
         return f"is out of proportion ({len(text)} characters)"
+    if question.endswith(_QUESTION_MARKS) and not text.endswith(_QUESTION_MARKS):
+        return "is not a question"
     if detect_language(text) != detect_language(question):
         return "is in another language than the question"
     earlier = {_key(t["content"]) for t in history}

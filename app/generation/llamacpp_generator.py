@@ -13,7 +13,7 @@ The decoding loop is ours, on llama.cpp's ``eval``, because the service needs wh
 - a deadline and a cancel event checked between prompt chunks and between tokens, so a client
   that went away frees the model within a fraction of a second, even while a long prompt is read;
 - the KV cache kept between calls: the longest common token prefix of the new prompt and the last
-  one is not read again. The prompt puts its fixed instructions first (``prompts/answer_v3.md``), so
+  one is not read again. The prompt puts its fixed instructions first (``prompts/answer_v5.md``), so
   every question reuses them;
 - streaming text with incomplete UTF-8 (half a Chinese character) held back, pieces joining to
   exactly the final text.

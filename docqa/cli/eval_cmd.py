@@ -68,6 +68,13 @@ def run(
         False, "--retrieval-only", help="Rank documents only; no generator (BEIR, SciFact)."
     ),
     top_k: int = typer.Option(5, "--top-k", min=1, max=50, help="Passages per answer."),
+    noise_passages: int = typer.Option(
+        0,
+        "--noise-passages",
+        min=0,
+        max=20,
+        help="Add N passages of other documents to each question's passages, shuffled.",
+    ),
     fail_under: str | None = typer.Option(
         None, "--fail-under", help="Gates: METRIC=VALUE,... fail when a metric is lower."
     ),
@@ -109,6 +116,7 @@ def run(
         unanswerable_fraction=unanswerable_fraction,
         retrieval_only=retrieval_only,
         top_k=top_k,
+        noise_passages=noise_passages,
         command=_command_line(),
         arguments={
             **{f"global_{k}": _jsonable(v) for k, v in ctx.find_root().params.items()},

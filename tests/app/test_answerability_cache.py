@@ -27,7 +27,7 @@ def test_the_answer_reuses_the_checks_prompt_read(test_models: ModelCache) -> No
     ]
     prompt = build_messages(QUESTION, hits, llm.count_tokens, 1500)
     llm.generate([{"role": "user", "content": "Something else entirely."}], 2)  # a cold cache
-    p = llm.yes_probability([answerability_messages(prompt, QUESTION)])[0]
+    p = llm.yes_probability([answerability_messages(prompt)])[0]
     assert 0.0 < p < 1.0
     answer = llm.generate(prompt.messages, 4)
     assert answer.cached_prompt_tokens >= 0.85 * answer.prompt_tokens

@@ -191,7 +191,8 @@ def test_follow_up_is_answered_with_the_model_rewrite_as_its_query(
     rewrite, answer = generator.calls[calls:]
     assert "Last question: And who owns it?" in rewrite[-1]["content"]
     assert "user: What port does orbit-agent use?" in rewrite[-1]["content"]
-    assert "Question: And who owns it?" in answer[-1]["content"]  # the prompt keeps the question
+    # The answer prompt carries the rewrite: "it" alone left the model guessing which row.
+    assert "Question: Who owns orbit-agent?" in answer[-1]["content"]
     assert "Lin Wei" in answer[-1]["content"]  # retrieval found the owners' table
     assert body["answer"] == "Lin Wei owns it [1]."
 

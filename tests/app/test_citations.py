@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from app.answer.citations import parse_citations, strip_invalid_markers, support_fallback
+from app.answer.citations import (
+    parse_citations,
+    repoint_citations,
+    strip_invalid_markers,
+    support_fallback,
+)
 from tests.app.conftest import make_hit
 
 
@@ -65,3 +70,43 @@ def test_support_fallback_needs_the_threshold() -> None:
 def test_support_fallback_uses_chinese_bigrams() -> None:
     passages = ["食堂早上八点开门。", "部署日志保留 90 天。"]
     assert support_fallback("部署日志保留90天。", passages) == [2]
+
+
+RELEASE_NOTE = make_hit(1, "Fixed a memory leak in orbit-agent on nodes with many pods.")
+OWNERS = make_hit(
+    2,
+    "| Component | Owner | Port |\n| orbit-agent | Lin Wei | 7070 |\n| orbit-ui | Hannah | 3000 |",
+)
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        # The default profile's answer: the fact is in the owners' table, the marker named the
+        # release note that shares only the component's name.
+        ("The orbit-agent is owned by Lin Wei. [1]", "The orbit-agent is owned by Lin Wei. [2]"),
+        ("The orbit-agent is owned by Lin Wei [1][1].", "The orbit-agent is owned by Lin Wei [2]."),
+        ("Lin Wei owns it 【1】。", "Lin Wei owns it 【2】。"),
+        # Each sentence is judged by its own words.
+        (
+            "orbit-agent leaked memory on nodes with many pods [1]. Lin Wei owns it [1].",
+            "orbit-agent leaked memory on nodes with many pods [1]. Lin Wei owns it [2].",
+        ),
+    ],
+)
+def test_a_marker_moves_to_the_passage_that_holds_its_sentence(answer: str, expected: str) -> None:
+    assert repoint_citations(answer, [RELEASE_NOTE, OWNERS]) == expected
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "The orbit-agent is owned by Lin Wei. [2]",  # already right
+        "Lin Wei owns orbit-agent [1][2].",  # together they hold it
+        "orbit-agent leaked memory [1].",  # the cited one holds it
+        "Nobody knows who owns the agent fleet in practice [1].",  # no passage holds it: kept
+        "The orbit-agent is owned by Lin Wei.",  # no marker: support_fallback's job
+    ],
+)
+def test_a_marker_that_is_right_or_has_no_better_passage_stays(answer: str) -> None:
+    assert repoint_citations(answer, [RELEASE_NOTE, OWNERS]) == answer

@@ -44,6 +44,7 @@ def test_labels_quotes_and_extra_lines_are_cut(raw: str) -> None:
         ("What port does orbit-agent use?", "copies an earlier turn"),
         ("orbit-agent 归谁负责？", "another language"),
         ("Who owns orbit-agent? " * 40, "out of proportion"),
+        ("Lin Wei owns orbit-agent.", "is not a question"),  # an answer, not a rewrite
     ],
 )
 def test_an_unusable_rewrite_falls_back_and_says_why(
@@ -77,3 +78,13 @@ def test_the_prompt_carries_the_last_turns_on_one_line_each() -> None:
     user = rewrite_messages(long, "and then?")[1]["content"]
     assert "question 3" not in user and "question 4 second line" in user  # the last six turns
     assert user.endswith("Last question: and then?\nStandalone question:")
+
+
+def test_a_chinese_rewrite_that_answers_instead_is_not_used() -> None:
+    """The default profile's model once "rewrote" 它归谁负责？ into a statement of the earlier
+    answer; a question asked with a question mark gets a rewrite that ends with one."""
+    got = standalone("orbit-agent 使用 7070 端口。", ZH_HISTORY, "它归谁负责？")
+    assert got.source == "fallback" and got.reason == "is not a question"
+    assert standalone("orbit-agent 归谁负责？", ZH_HISTORY, "它归谁负责？").source == "model"
+    # A question asked without a mark may be rewritten without one.
+    assert standalone("Who owns orbit-agent", HISTORY, "and the owner").source == "model"

@@ -47,8 +47,8 @@ def assert_matches_golden(name: str, messages: list[dict[str, str]]) -> None:
 @pytest.mark.parametrize(
     ("name", "question"),
     [
-        ("prompt_v3_en.txt", "How often do API keys rotate?"),
-        ("prompt_v3_zh.txt", "API 密钥多久轮换一次？"),
+        ("prompt_v5_en.txt", "How often do API keys rotate?"),
+        ("prompt_v5_zh.txt", "API 密钥多久轮换一次？"),
     ],
 )
 def test_prompt_matches_golden_file(name: str, question: str) -> None:
@@ -72,7 +72,7 @@ def test_english_question_gets_the_english_decline_phrase() -> None:
 
 
 def test_chinese_question_is_answered_in_chinese_but_told_the_english_decline() -> None:
-    """v3: the decline sentence the model may copy is the English one for every language (the
+    """Since v3: the decline sentence the model may copy is the English one in every language (the
     1.5B model copied the Chinese one and declined every Chinese question); the service answers
     the user's decline in the question's language."""
     built = build_messages("部署日志保留多久？", HITS, words, 10_000)
@@ -108,7 +108,7 @@ def test_an_injected_passage_stays_data() -> None:
 
 
 def test_prompt_version_is_present() -> None:
-    assert PROMPT_VERSION == "3"
+    assert PROMPT_VERSION == "5"
     assert prompt.load_template().name == f"answer_v{PROMPT_VERSION}"
 
 
@@ -203,8 +203,8 @@ ONBOARDING_TABLE = _table_hit(
 @pytest.mark.parametrize(
     ("name", "question", "table"),
     [
-        ("prompt_v3_table_en.txt", "Who owns the orbit-scheduler component?", RUNBOOK_TABLE),
-        ("prompt_v3_table_zh.txt", "VPN 权限找谁申请？", ONBOARDING_TABLE),
+        ("prompt_v5_table_en.txt", "Who owns the orbit-scheduler component?", RUNBOOK_TABLE),
+        ("prompt_v5_table_zh.txt", "VPN 权限找谁申请？", ONBOARDING_TABLE),
     ],
 )
 def test_a_table_passage_is_its_rows_rendered(name: str, question: str, table: Hit) -> None:
@@ -222,7 +222,7 @@ def test_a_table_passage_is_its_rows_rendered(name: str, question: str, table: H
 
 
 def test_a_table_passage_too_long_for_the_budget_is_cut_from_its_rendered_rows() -> None:
-    built = build_messages("Who owns orbit-api?", [RUNBOOK_TABLE], words, budget_tokens=150)
+    built = build_messages("Who owns orbit-api?", [RUNBOOK_TABLE], words, budget_tokens=162)
     user = built.messages[1]["content"]  # the whole passage needs 158 words
     assert built.truncated and "orbit-api: Owner Priya" in user and "…" in user
     assert "|---|" not in user and "Daniel Ferreira" not in user  # the question named no row

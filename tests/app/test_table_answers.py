@@ -111,3 +111,50 @@ def test_a_table_question_is_answered_from_the_right_row(
     cited = [c for c in body["citations"] if c["source"] == source]
     assert cited, body["citations"]
     assert any("|" in c["snippet"] for c in cited)  # citations show the document's own text
+
+
+@pytest.mark.parametrize(
+    ("history", "question", "expected", "wrong", "source"),
+    [
+        (
+            [
+                {"role": "user", "content": "What port does orbit-agent use?"},
+                {"role": "assistant", "content": "orbit-agent uses port 7070. [1]"},
+            ],
+            "And who owns it?",
+            "Lin Wei",
+            "Platform Delivery",
+            "orbit-runbook.md",
+        ),
+        (
+            [
+                {"role": "user", "content": "VPN 权限找谁申请？"},
+                {"role": "assistant", "content": "找陈静，联系 IT 服务台。[1]"},
+            ],
+            "那 PagerDuty 值班呢？",
+            "刘洋",
+            "陈静",
+            "onboarding.zh.docx",
+        ),
+    ],
+    ids=["en-pronoun", "zh-ellipsis"],
+)
+def test_a_follow_up_is_rewritten_and_answered_from_the_right_row(
+    client: TestClient,
+    history: list[dict[str, str]],
+    question: str,
+    expected: str,
+    wrong: str,
+    source: str,
+) -> None:
+    """The issue's follow-up: the rewrite was the two-line concatenation "Who owns the port 7070
+    used by orbit-agent?\\nWhat port does orbit-agent use?" and the answer "the Platform Delivery
+    team". The rewrite is now one standalone question naming the component, and the answer's
+    citation is moved to the passage that holds it when the model cites a neighbour."""
+    r = client.post("/v1/ask", json={"question": question, "history": history})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert "\n" not in body["query"] and "(" not in body["query"], body["query"]  # not the fallback
+    assert not body["declined"] and not body["degraded"], body
+    assert expected in body["answer"] and wrong not in body["answer"], body["answer"]
+    assert any(c["source"] == source for c in body["citations"]), body["citations"]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from eval.compare import compare_rows, compare_text, runs_text
+from eval.compare import compare_rows, compare_text, paired, runs_text
 from eval.errors import EvalError
 from eval.store import list_runs
 from tests.eval.conftest import make_run
@@ -61,3 +62,26 @@ def test_runs_listing(tmp_path: Path) -> None:
     ]
     assert "0.250" in first
     assert second.split()[-1] == "unfinished"
+
+
+def test_compare_pairs_the_questions_both_runs_judged(tmp_path: Path) -> None:
+    """How often an answer stays right (a run against its noise variant): per question."""
+    a = make_run(tmp_path, "20260101T000000Z-plain", {"f1": 0.5})
+    b = make_run(tmp_path, "20260102T000000Z-noisy", {"f1": 0.4})
+    for run, verdicts in ((a, [True, True, False, None]), (b, [True, False, True, True])):
+        lines = [
+            json.dumps({"id": f"q{i}", "metrics": {"correct": v}}) for i, v in enumerate(verdicts)
+        ]
+        (run.path / "per_question.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert paired(a.records(), b.records()) == {
+        "judged": 3,
+        "right_in_a": 2,
+        "stayed_right": 1,
+        "turned_wrong": 1,
+        "turned_right": 1,
+    }
+    assert compare_text(a, b).splitlines()[-1] == (
+        "paired questions judged in both: 3; right in A: 2, still right in B: 1 (0.500); "
+        "turned wrong: 1; turned right: 1"
+    )
+    assert "paired" not in compare_text(a, make_run(tmp_path, "20260103T000000Z-x", {"f1": 0.1}))

@@ -39,12 +39,11 @@ CASES = {
     "rerank_v1_en.txt": lambda: LLMReranker(_NoJudge()).messages(
         "How often do API keys rotate?", "API keys rotate every 30 days."
     ),
-    "rewrite_v1_en.txt": lambda: rewrite_messages(HISTORY, "And who owns it?"),
+    "rewrite_v2_en.txt": lambda: rewrite_messages(HISTORY, "And who owns it?"),
     "answerable_v1_en.txt": lambda: answerability_messages(
-        build_messages("Who owns orbit-agent?", [_hit()], lambda t: len(t.split()), 10_000),
-        "Who owns orbit-agent?",
+        build_messages("Who owns orbit-agent?", [_hit()], lambda t: len(t.split()), 10_000)
     ),
-    "rewrite_v1_zh.txt": lambda: rewrite_messages(
+    "rewrite_v2_zh.txt": lambda: rewrite_messages(
         [
             {"role": "user", "content": "orbit-agent 用哪个端口？"},
             {"role": "assistant", "content": "orbit-agent 使用 7070 端口。[1]"},
