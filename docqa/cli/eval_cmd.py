@@ -184,6 +184,29 @@ def runs(
     typer.echo(runs_text(found))
 
 
+@app.command("agreement")
+def agreement(
+    ctx: typer.Context,
+    run_ref: str = typer.Argument(..., help="The labelled run: a folder name or a path."),
+    labels: Path = typer.Option(..., "--labels", help="Hand labels: JSON lines {id, right, why}."),
+    runs_dir: Path | None = typer.Option(None, "--runs-dir", help="Overrides DOCQA_RUNS_DIR."),
+) -> None:
+    """How well each correctness rule agrees with hand labels of a run's answers."""
+    from eval.errors import EvalError
+    from eval.labels import agreement as agree
+    from eval.labels import agreement_text, load_labels
+    from eval.store import resolve_run
+
+    settings = _with_overrides(ctx.obj, runs_dir=runs_dir)
+    try:
+        run = resolve_run(run_ref, settings.run_records_dir)
+        given = load_labels(labels)
+        rows = agree(run.records(), given)
+    except EvalError as exc:
+        raise _fail(exc, exc.exit_code) from exc
+    typer.echo(agreement_text(rows, len(given), sum(given.values())))
+
+
 @app.command("compare")
 def compare(
     ctx: typer.Context,
