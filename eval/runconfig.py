@@ -22,6 +22,7 @@ from eval.provenance import git_commit, library_versions, model_info, settings_s
 from eval.selection import Selection
 from eval.types import EvalSet
 from modelstore.profiles import models_for
+from wiring.compose import answerable_floor
 
 # Settings that cannot change what a question gets, hence not part of the fingerprint.
 NOT_FINGERPRINTED = frozenset(
@@ -149,6 +150,8 @@ def build_config(
         "collection": collection,
         "models": model_info(settings),
         "prompt_version": PROMPT_VERSION,
+        # The floor in effect (the setting, else the generator's): `docqa eval replay` needs it.
+        "answerable_floor": answerable_floor(settings),
         "settings": settings_snapshot(settings),
         "code": git_commit(),
         "libraries": library_versions(),

@@ -207,6 +207,37 @@ def agreement(
     typer.echo(agreement_text(rows, len(given), sum(given.values())))
 
 
+@app.command("replay")
+def replay(
+    ctx: typer.Context,
+    run_refs: list[str] = typer.Argument(..., help="Runs to pool: folder names or paths."),
+    floors: str = typer.Option(
+        "", "--answerable-floor", help="Floors to replay, comma-separated (default: each run's)."
+    ),
+    thresholds: str = typer.Option(
+        "0.5", "--low-confidence", help="Low-confidence thresholds, comma-separated."
+    ),
+    runs_dir: Path | None = typer.Option(None, "--runs-dir", help="Overrides DOCQA_RUNS_DIR."),
+) -> None:
+    """Declines and calibration of recorded runs under other thresholds, without asking again."""
+    from eval.compare import table
+    from eval.errors import EvalError
+    from eval.replay import HEADER, default_floor, replay_rows
+    from eval.store import resolve_run
+
+    settings = _with_overrides(ctx.obj, runs_dir=runs_dir)
+    try:
+        runs = [resolve_run(ref, settings.run_records_dir) for ref in run_refs]
+        wanted = [float(x) for x in floors.split(",") if x.strip()]
+        levels = [float(x) for x in thresholds.split(",") if x.strip()]
+        rows = replay_rows(runs, wanted or [default_floor(runs)], levels)
+    except ValueError as exc:
+        raise _fail(EvalError(f"not a number list: {exc}"), 2) from exc
+    except EvalError as exc:
+        raise _fail(exc, exc.exit_code) from exc
+    typer.echo(table(HEADER, rows))
+
+
 @app.command("compare")
 def compare(
     ctx: typer.Context,

@@ -1,0 +1,171 @@
+"""Thresholds replayed on recorded runs: what a higher answerability floor or another
+low-confidence threshold would have done, without asking again.
+
+Both thresholds act after everything a run records. ``DOCQA_LOW_CONFIDENCE`` only flags an
+answer. ``DOCQA_ANSWERABLE_FLOOR`` declines when the generator's P(yes) is under it, and a run
+records that P(yes) for every question that reached the check (``p_answerable``), declined or
+not. So a floor at or above the run's own gives exactly the declines the service would have
+made; a lower one cannot be replayed (the questions it would have let through never got an
+answer) and is refused. One caveat is stated, not hidden: a replayed decline's confidence is
+unknown (the service sets it from retrieval evidence, which the run does not record), so the
+replay reports calibration over the answered questions only (``ece_answered``), the population
+the low-confidence flag acts on.
+
+Several runs (a matrix's sets) may be pooled: the thresholds are global settings, chosen on all
+of them together, and each set is reported too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eval.calibration import auroc, expected_calibration_error
+from eval.errors import EvalError
+from eval.store import Run
+from modelstore.catalog import MODELS
+
+
+@dataclass(frozen=True)
+class Replayed:
+    questions: int
+    answerable: int
+    unanswerable: int
+    answerable_declined: float | None  # share of answerable questions declined
+    decline_recall: float | None  # share of unanswerable questions declined
+    right_answerable: float | None  # share of answerable questions answered right
+    kept: int  # answers at or above the low-confidence threshold
+    kept_precision: float | None  # share of those that are right
+    flagged: float | None  # share of answers under the threshold
+    ece_answered: float | None
+    auroc_answered: float | None
+
+
+def run_floor(run: Run) -> float | None:
+    """The answerability floor the run was made with (None: no check, nothing recorded): the
+    recorded one; for runs made before it was recorded, the setting, else the generator's
+    catalog floor (what ``wiring.compose.answerable_floor`` chose then)."""
+    config = run.config()
+    if "answerable_floor" in config:
+        recorded = config["answerable_floor"]
+        return None if recorded is None else float(recorded)
+    value = config.get("settings", {}).get("answerable_floor", {}).get("value")
+    if value not in (None, ""):
+        return float(value)
+    generator = config.get("models", {}).get("generator", {}).get("id")
+    spec = MODELS.get(str(generator))
+    return None if spec is None else spec.answerable_floor
+
+
+def default_floor(runs: Sequence[Run]) -> float | None:
+    """The highest floor the runs were made with (every run can replay it), None if none."""
+    floors = [f for f in map(run_floor, runs) if f is not None]
+    return max(floors) if floors else None
+
+
+def check_floor(runs: Sequence[Run], floor: float | None) -> None:
+    for run in runs:
+        own = run_floor(run)
+        if floor is not None and own is None:
+            raise EvalError(f"run {run.name} has no answerability check to replay a floor on")
+        if own is not None and (floor is None or floor < own):
+            raise EvalError(
+                f"run {run.name} was made with answerable floor {own}: a lower floor cannot be "
+                "replayed (its declines never got an answer)"
+            )
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def replay(
+    records: Sequence[Mapping[str, Any]], floor: float | None, low_confidence: float
+) -> Replayed:
+    """The decline and calibration metrics of ``records`` under ``floor`` and
+    ``low_confidence`` (``check_floor`` first: this function trusts the floor is replayable)."""
+    judged = [r for r in records if (r.get("metrics") or {}).get("correct") is not None]
+    answerable = [r for r in judged if r["answerable"]]
+    unanswerable = [r for r in judged if not r["answerable"]]
+
+    def declined(r: Mapping[str, Any]) -> bool:
+        p = r.get("p_answerable")
+        return bool(r["declined"]) or (floor is not None and p is not None and p < floor)
+
+    answered = [r for r in judged if not declined(r)]
+    # An answer to an unanswerable question is wrong whatever it says.
+    right = [bool(r["answerable"] and r["metrics"]["correct"]) for r in answered]
+    conf = [float(r["confidence"]) for r in answered]
+    kept = [ok for ok, c in zip(right, conf, strict=True) if c >= low_confidence]
+    return Replayed(
+        questions=len(judged),
+        answerable=len(answerable),
+        unanswerable=len(unanswerable),
+        answerable_declined=_share(sum(map(declined, answerable)), len(answerable)),
+        decline_recall=_share(sum(map(declined, unanswerable)), len(unanswerable)),
+        right_answerable=_share(
+            sum(bool(r["metrics"]["correct"]) and not declined(r) for r in answerable),
+            len(answerable),
+        ),
+        kept=len(kept),
+        kept_precision=_share(sum(kept), len(kept)),
+        flagged=_share(len(answered) - len(kept), len(answered)),
+        ece_answered=expected_calibration_error(conf, right) if answered else None,
+        auroc_answered=auroc(conf, right) if answered else None,
+    )
+
+
+def replay_rows(
+    runs: Sequence[Run], floors: Sequence[float | None], thresholds: Sequence[float]
+) -> list[list[str]]:
+    """One row per (set or "all", floor, threshold)."""
+    for floor in floors:
+        check_floor(runs, floor)
+    sets = [(run.config().get("name", run.name), run.records()) for run in runs]
+    if len(sets) > 1:
+        sets.append(("all", [r for _, records in sets for r in records]))
+    rows = []
+    for name, records in sets:
+        for floor in floors:
+            for t in thresholds:
+                r = replay(records, floor, t)
+                rows.append(
+                    [
+                        str(name),
+                        "none" if floor is None else f"{floor:.2f}",
+                        f"{t:.2f}",
+                        str(r.questions),
+                        _pct(r.answerable_declined),
+                        _pct(r.decline_recall),
+                        _pct(r.right_answerable),
+                        _pct(r.kept_precision),
+                        _pct(r.flagged),
+                        _num(r.ece_answered),
+                        _num(r.auroc_answered),
+                    ]
+                )
+    return rows
+
+
+HEADER = [
+    "set",
+    "floor",
+    "low conf.",
+    "questions",
+    "answerable declined",
+    "decline recall",
+    "answerable right",
+    "kept right",
+    "flagged",
+    "ece_answered",
+    "auroc_answered",
+]
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}%"
+
+
+def _num(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3f}"

@@ -1,0 +1,122 @@
+"""Thresholds replayed on recorded answers: declines under a higher floor, flags under another
+low-confidence threshold, and the refusal of what cannot be replayed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from docqa.cli.main import app
+from eval.errors import EvalError
+from eval.replay import check_floor, replay, replay_rows, run_floor
+from eval.store import Run, write_json
+from tests.eval.conftest import make_run
+
+
+def _q(
+    qid: str, answerable: bool, p: float | None, correct: bool, conf: float, declined: bool = False
+) -> dict[str, Any]:
+    return {
+        "id": qid,
+        "answerable": answerable,
+        "declined": declined,
+        "p_answerable": p,
+        "confidence": conf,
+        "metrics": {"correct": correct},
+    }
+
+
+RECORDS = [
+    _q("a1", True, 0.95, True, 0.9),
+    _q("a2", True, 0.78, True, 0.6),
+    _q("a3", True, 0.90, False, 0.4),  # a confident-looking check, a wrong answer
+    _q("a4", True, 0.70, False, 0.3, declined=True),  # declined by the run's own floor 0.75
+    _q("u1", False, 0.77, False, 0.7),  # an invented answer
+    _q("u2", False, 0.50, True, 0.1, declined=True),
+    {
+        "id": "beir",
+        "answerable": True,
+        "declined": False,
+        "p_answerable": 0.9,
+        "confidence": 0.5,
+        "metrics": {"correct": None},
+    },  # not judged: left out
+]
+
+
+def test_a_higher_floor_declines_what_its_recorded_p_yes_puts_under_it() -> None:
+    at_run = replay(RECORDS, 0.75, 0.5)
+    assert (at_run.questions, at_run.answerable, at_run.unanswerable) == (6, 4, 2)
+    assert at_run.answerable_declined == pytest.approx(1 / 4)
+    assert at_run.decline_recall == pytest.approx(1 / 2)
+    assert at_run.right_answerable == pytest.approx(2 / 4)
+    # answered: a1 (0.9, right), a2 (0.6, right), a3 (0.4, wrong), u1 (0.7, wrong)
+    assert at_run.kept == 3 and at_run.kept_precision == pytest.approx(2 / 3)
+    assert at_run.flagged == pytest.approx(1 / 4)
+    higher = replay(RECORDS, 0.80, 0.5)  # a2 and u1 are declined now
+    assert higher.answerable_declined == pytest.approx(2 / 4)
+    assert higher.decline_recall == 1.0
+    assert higher.right_answerable == pytest.approx(1 / 4)
+    assert higher.kept == 1 and higher.kept_precision == 1.0
+    stricter = replay(RECORDS, 0.75, 0.65)  # only flags move
+    assert stricter.kept == 2 and stricter.kept_precision == pytest.approx(1 / 2)
+    assert stricter.answerable_declined == at_run.answerable_declined
+
+
+def _run(tmp_path: Path, name: str, config: dict[str, Any]) -> Run:
+    run = make_run(tmp_path, name, {"f1": 0.5})
+    write_json(run.path / "config.json", {**run.config(), **config})
+    lines = "".join(json.dumps(r) + "\n" for r in RECORDS)
+    (run.path / "per_question.jsonl").write_text(lines, encoding="utf-8")
+    return run
+
+
+def test_the_runs_floor_is_recorded_or_taken_from_the_setting_or_the_catalog(
+    tmp_path: Path,
+) -> None:
+    recorded = _run(tmp_path, "20260101T000000Z-a", {"answerable_floor": 0.8})
+    setting = _run(
+        tmp_path, "20260101T000000Z-b", {"settings": {"answerable_floor": {"value": "0.7"}}}
+    )
+    catalog = _run(
+        tmp_path,
+        "20260101T000000Z-c",
+        {
+            "settings": {"answerable_floor": {"value": ""}},
+            "models": {"generator": {"id": "qwen2.5-coder-1.5b-instruct"}},
+        },
+    )
+    none = _run(
+        tmp_path, "20260101T000000Z-d", {"models": {"generator": {"id": "smollm2-135m-instruct"}}}
+    )
+    assert [run_floor(r) for r in (recorded, setting, catalog, none)] == [0.8, 0.7, 0.75, None]
+    with pytest.raises(EvalError, match="lower floor cannot be replayed"):
+        check_floor([catalog], 0.7)
+    with pytest.raises(EvalError, match="no answerability check"):
+        check_floor([none], 0.8)
+    check_floor([catalog, setting], 0.8)
+    rows = replay_rows([catalog, setting], [0.8], [0.5])
+    assert [r[0] for r in rows] == ["c", "b", "all"]
+    assert rows[-1][3] == "12"  # pooled: both runs' judged questions
+
+
+def test_the_cli_replays_each_floor_and_threshold(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    run = _run(runs, "20260101T000000Z-x", {"answerable_floor": 0.75})
+    args = ["eval", "replay", run.path.name, "--runs-dir", str(runs)]
+    out = CliRunner().invoke(
+        app, [*args, "--answerable-floor", "0.75,0.8", "--low-confidence", "0.5"]
+    )
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert lines[0].split()[:3] == ["set", "floor", "low"]
+    assert [line.split()[1] for line in lines[1:]] == ["0.75", "0.80"]
+    assert lines[2].split()[4:6] == ["50.0%", "100.0%"]
+    refused = CliRunner().invoke(app, [*args, "--answerable-floor", "0.5"])
+    assert refused.exit_code != 0 and "cannot be replayed" in refused.output
+    default = CliRunner().invoke(app, args)  # the run's own floor
+    assert default.exit_code == 0 and default.output.splitlines()[1].split()[1] == "0.75"
