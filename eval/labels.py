@@ -71,6 +71,14 @@ def load_labels(path: Path) -> dict[str, bool]:
     return labels
 
 
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Per-question lines from a file (a run's ``per_question.jsonl`` or bench/prompt_ab.py's)."""
+    try:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    except (OSError, ValueError) as exc:
+        raise EvalError(f"cannot read answers {path}: {exc}") from exc
+
+
 def cohen_kappa(pairs: Sequence[tuple[bool, bool]]) -> float | None:
     """Cohen's kappa of two binary raters: (p_o - p_e) / (1 - p_e).
 
@@ -117,7 +125,7 @@ def agreement(records: Sequence[Mapping[str, Any]], labels: Mapping[str, bool]) 
 
 def agreement_text(rows: Sequence[Agreement], labelled: int, right: int) -> str:
     def num(x: float | None) -> str:
-        return "–" if x is None else f"{x:.3f}"
+        return "–" if x is None else f"{round(x, 3) + 0.0:.3f}"  # + 0.0: no "-0.000"
 
     body = table(
         ["rule", "n", "agree", "accuracy", "kappa", "rule yes, reader no", "rule no, reader yes"],

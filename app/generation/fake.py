@@ -54,6 +54,7 @@ class FakeGenerator:
         self.fail_with = fail_with
         self.judge = judge or word_overlap
         self.calls: list[Messages] = []
+        self.deadlines: list[float | None] = []  # each call's, as time.monotonic() values
         self.judged: list[Messages] = []
         # For tests that hold or watch a generation: ``started`` is set when one begins, it then
         # waits for ``release`` (set unless a test clears it), and each result is appended to
@@ -135,6 +136,7 @@ class FakeGenerator:
         first: float | None = None
         with self._lock:
             self.calls.append([dict(m) for m in messages])
+            self.deadlines.append(deadline)
             if self.fail_with is not None:
                 raise self.fail_with
             reply = self._reply(messages)

@@ -187,21 +187,28 @@ def runs(
 @app.command("agreement")
 def agreement(
     ctx: typer.Context,
-    run_ref: str = typer.Argument(..., help="The labelled run: a folder name or a path."),
+    run_ref: str = typer.Argument(
+        ..., help="The labelled run: a folder name or a path, or a file of per-question lines."
+    ),
     labels: Path = typer.Option(..., "--labels", help="Hand labels: JSON lines {id, right, why}."),
     runs_dir: Path | None = typer.Option(None, "--runs-dir", help="Overrides DOCQA_RUNS_DIR."),
 ) -> None:
     """How well each correctness rule agrees with hand labels of a run's answers."""
     from eval.errors import EvalError
     from eval.labels import agreement as agree
-    from eval.labels import agreement_text, load_labels
+    from eval.labels import agreement_text, load_labels, read_records
     from eval.store import resolve_run
 
     settings = _with_overrides(ctx.obj, runs_dir=runs_dir)
     try:
-        run = resolve_run(run_ref, settings.run_records_dir)
+        lines = Path(run_ref)
+        # bench/prompt_ab.py writes the same per-question lines outside a run folder.
+        if lines.is_file():
+            records = read_records(lines)
+        else:
+            records = resolve_run(run_ref, settings.run_records_dir).records()
         given = load_labels(labels)
-        rows = agree(run.records(), given)
+        rows = agree(records, given)
     except EvalError as exc:
         raise _fail(exc, exc.exit_code) from exc
     typer.echo(agreement_text(rows, len(given), sum(given.values())))

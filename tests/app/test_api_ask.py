@@ -195,6 +195,10 @@ def test_follow_up_is_answered_with_the_model_rewrite_as_its_query(
     assert "Question: Who owns orbit-agent?" in answer[-1]["content"]
     assert "Lin Wei" in answer[-1]["content"]  # retrieval found the owners' table
     assert body["answer"] == "Lin Wei owns it [1]."
+    # The rewrite had a third of DOCQA_GENERATION_TIMEOUT_S (900 s here), not a fixed 20 s.
+    rewrite_deadline = generator.deadlines[calls]
+    assert rewrite_deadline is not None
+    assert 250 < rewrite_deadline - time.monotonic() <= 300
 
 
 def test_follow_up_whose_rewrite_copies_the_history_gets_the_fallback(

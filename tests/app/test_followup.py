@@ -88,3 +88,18 @@ def test_a_chinese_rewrite_that_answers_instead_is_not_used() -> None:
     assert standalone("orbit-agent 归谁负责？", ZH_HISTORY, "它归谁负责？").source == "model"
     # A question asked without a mark may be rewritten without one.
     assert standalone("Who owns orbit-agent", HISTORY, "and the owner").source == "model"
+
+
+def test_an_unchanged_rewrite_that_leaves_a_reference_falls_back() -> None:
+    """The default profile's model returned 那 VPN 呢？ as it was asked; a question asked
+    standalone in a chat comes back unchanged too, and is used as it is."""
+    history = [
+        {"role": "user", "content": "谁负责 Grafana 监控的权限？"},
+        {"role": "assistant", "content": "王强负责。[1]"},
+    ]
+    got = standalone("那 VPN 呢？", history, "那 VPN 呢？")
+    assert got.source == "fallback" and "unchanged" in got.reason
+    assert got.query == "那 VPN 呢？ (谁负责 Grafana 监控的权限？)"
+    assert standalone("And who owns it?", HISTORY, "And who owns it?").source == "fallback"
+    standalone_question = "Which port does orbit-scheduler use?"
+    assert standalone(standalone_question, HISTORY, standalone_question).source == "model"

@@ -93,5 +93,10 @@ def test_the_cli_prints_the_agreement_table(tmp_path: Path) -> None:
     assert result.output.startswith("4 labelled answers, 2 right by the reader")
     line = next(x for x in result.output.splitlines() if x.startswith("correct"))
     assert line.split()[-5:] == ["3", "0.750", "0.500", "1", "0"]
+    # bench/prompt_ab.py's answers: the same lines, in a file of their own
+    loose = tmp_path / "answers.jsonl"
+    loose.write_text(lines, encoding="utf-8")
+    direct = CliRunner().invoke(app, ["eval", "agreement", str(loose), "--labels", str(labels)])
+    assert direct.exit_code == 0 and direct.output == result.output
     missing = CliRunner().invoke(app, ["eval", "agreement", str(run.path), "--labels", "nope"])
     assert missing.exit_code != 0 and "cannot read labels" in missing.output
