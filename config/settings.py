@@ -195,7 +195,7 @@ class Settings(BaseSettings):
     )
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
     rerank: bool | None = Field(
-        None, description="LLM yes/no reranking; unset means on with CUDA, off on CPU."
+        None, description="LLM yes/no reranking (off unless set: it measured worse than none)."
     )
 
     # Answers.

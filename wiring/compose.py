@@ -144,10 +144,11 @@ def build_generator(settings: Settings) -> Generator:
 
 
 def rerank_enabled(settings: Settings) -> bool:
-    """DOCQA_RERANK when set; otherwise on where it pays for its latency (CUDA)."""
-    if settings.rerank is not None:
-        return settings.rerank
-    return pick_device(settings.device) == "cuda"
+    """DOCQA_RERANK; off unless set. Measured on a CPU with the 0.5B model on the top 10
+    (bench/rerank.py, docs/BENCHMARKS.md): MRR@10 fell from 1.000 to 0.739 on XQuAD-en and to
+    0.873 on CMRC 2018, at 35 s a question. It was on by default with CUDA, where nothing
+    measured a gain either; the same model judges there, so it is off there too."""
+    return bool(settings.rerank)
 
 
 def answer_config(settings: Settings) -> AnswerConfig:
