@@ -16,6 +16,10 @@ DOCQA="${DOCQA_BIN:-.venv/bin/docqa}"
 # answer into a degraded one (the shipped limits are 60 s and 120 s). Latency is bench/ask.py's.
 export DOCQA_GENERATION_TIMEOUT_S="${DOCQA_GENERATION_TIMEOUT_S:-600}"
 export DOCQA_REQUEST_TIMEOUT_S="${DOCQA_REQUEST_TIMEOUT_S:-900}"
+# The answerability check is asked and recorded for every question but declines none, so that
+# `docqa eval replay` gives the exact outcome of any floor, per language too, from one run: a
+# run made at a floor cannot show what a lower one would have answered.
+export DOCQA_ANSWERABLE_FLOOR="${DOCQA_ANSWERABLE_FLOOR:-0}"
 run() {  # name, then the data set arguments
   local name="$1"; shift
   if ls "$RUNS_DIR"/*-"$name"/metrics.json >/dev/null 2>&1; then
