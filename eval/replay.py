@@ -11,6 +11,9 @@ unknown (the service sets it from retrieval evidence, which the run does not rec
 replay reports calibration over the answered questions only (``ece_answered``), the population
 the low-confidence flag acts on.
 
+A floor may differ by the question's language (``en:0.70/zh:0.80``): P(yes) runs lower in
+English than in Chinese for the default profile's model.
+
 Several runs (a matrix's sets) may be pooled: the thresholds are global settings, chosen on all
 of them together, and each set is reported too.
 """
@@ -25,6 +28,9 @@ from eval.calibration import auroc, expected_calibration_error
 from eval.errors import EvalError
 from eval.store import Run
 from modelstore.catalog import MODELS
+
+# One floor for every question, one per language ({"en": 0.7, "zh": 0.8}), or None (no check).
+Floor = float | Mapping[str, float] | None
 
 
 @dataclass(frozen=True)
@@ -64,12 +70,47 @@ def default_floor(runs: Sequence[Run]) -> float | None:
     return max(floors) if floors else None
 
 
-def check_floor(runs: Sequence[Run], floor: float | None) -> None:
+def parse_floor(text: str) -> Floor:
+    """``0.75``, ``en:0.70/zh:0.80`` or ``none``.
+
+    >>> parse_floor("en:0.7/zh:0.8"), parse_floor("0.75"), parse_floor("none")
+    ({'en': 0.7, 'zh': 0.8}, 0.75, None)
+    """
+    text = text.strip()
+    if text.lower() == "none":
+        return None
+    if ":" not in text:
+        return float(text)
+    floors = {}
+    for part in text.split("/"):
+        language, _, value = part.partition(":")
+        if language.strip() not in ("en", "zh"):
+            raise ValueError(f"unknown language {language.strip()!r} (en or zh)")
+        floors[language.strip()] = float(value)
+    return floors
+
+
+def floor_label(floor: Floor) -> str:
+    if floor is None:
+        return "none"
+    if isinstance(floor, Mapping):
+        return "/".join(f"{k}:{v:.2f}" for k, v in sorted(floor.items()))
+    return f"{floor:.2f}"
+
+
+def _lowest(floor: Floor) -> float | None:
+    if isinstance(floor, Mapping):
+        return min(floor.values()) if floor else None
+    return floor
+
+
+def check_floor(runs: Sequence[Run], floor: Floor) -> None:
+    lowest = _lowest(floor)
     for run in runs:
         own = run_floor(run)
-        if floor is not None and own is None:
+        if lowest is not None and own is None:
             raise EvalError(f"run {run.name} has no answerability check to replay a floor on")
-        if own is not None and (floor is None or floor < own):
+        if own is not None and (lowest is None or lowest < own):
             raise EvalError(
                 f"run {run.name} was made with answerable floor {own}: a lower floor cannot be "
                 "replayed (its declines never got an answer)"
@@ -80,9 +121,7 @@ def _share(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def replay(
-    records: Sequence[Mapping[str, Any]], floor: float | None, low_confidence: float
-) -> Replayed:
+def replay(records: Sequence[Mapping[str, Any]], floor: Floor, low_confidence: float) -> Replayed:
     """The decline and calibration metrics of ``records`` under ``floor`` and
     ``low_confidence`` (``check_floor`` first: this function trusts the floor is replayable)."""
     judged = [r for r in records if (r.get("metrics") or {}).get("correct") is not None]
@@ -91,7 +130,8 @@ def replay(
 
     def declined(r: Mapping[str, Any]) -> bool:
         p = r.get("p_answerable")
-        return bool(r["declined"]) or (floor is not None and p is not None and p < floor)
+        limit = floor.get(r.get("language", "en")) if isinstance(floor, Mapping) else floor
+        return bool(r["declined"]) or (limit is not None and p is not None and p < limit)
 
     answered = [r for r in judged if not declined(r)]
     # An answer to an unanswerable question is wrong whatever it says.
@@ -117,7 +157,7 @@ def replay(
 
 
 def replay_rows(
-    runs: Sequence[Run], floors: Sequence[float | None], thresholds: Sequence[float]
+    runs: Sequence[Run], floors: Sequence[Floor], thresholds: Sequence[float]
 ) -> list[list[str]]:
     """One row per (set or "all", floor, threshold)."""
     for floor in floors:
@@ -133,7 +173,7 @@ def replay_rows(
                 rows.append(
                     [
                         str(name),
-                        "none" if floor is None else f"{floor:.2f}",
+                        floor_label(floor),
                         f"{t:.2f}",
                         str(r.questions),
                         _pct(r.answerable_declined),

@@ -219,7 +219,10 @@ def replay(
     ctx: typer.Context,
     run_refs: list[str] = typer.Argument(..., help="Runs to pool: folder names or paths."),
     floors: str = typer.Option(
-        "", "--answerable-floor", help="Floors to replay, comma-separated (default: each run's)."
+        "",
+        "--answerable-floor",
+        help="Floors to replay, comma-separated; per language as en:0.7/zh:0.8 "
+        "(default: the runs' own).",
     ),
     thresholds: str = typer.Option(
         "0.5", "--low-confidence", help="Low-confidence thresholds, comma-separated."
@@ -229,13 +232,13 @@ def replay(
     """Declines and calibration of recorded runs under other thresholds, without asking again."""
     from eval.compare import table
     from eval.errors import EvalError
-    from eval.replay import HEADER, default_floor, replay_rows
+    from eval.replay import HEADER, default_floor, parse_floor, replay_rows
     from eval.store import resolve_run
 
     settings = _with_overrides(ctx.obj, runs_dir=runs_dir)
     try:
         runs = [resolve_run(ref, settings.run_records_dir) for ref in run_refs]
-        wanted = [float(x) for x in floors.split(",") if x.strip()]
+        wanted = [parse_floor(x) for x in floors.split(",") if x.strip()]
         levels = [float(x) for x in thresholds.split(",") if x.strip()]
         rows = replay_rows(runs, wanted or [default_floor(runs)], levels)
     except ValueError as exc:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from docqa.cli.main import app
 from eval.errors import EvalError
-from eval.replay import check_floor, replay, replay_rows, run_floor
+from eval.replay import check_floor, floor_label, parse_floor, replay, replay_rows, run_floor
 from eval.store import Run, write_json
 from tests.eval.conftest import make_run
 
@@ -120,3 +120,25 @@ def test_the_cli_replays_each_floor_and_threshold(tmp_path: Path) -> None:
     assert refused.exit_code != 0 and "cannot be replayed" in refused.output
     default = CliRunner().invoke(app, args)  # the run's own floor
     assert default.exit_code == 0 and default.output.splitlines()[1].split()[1] == "0.75"
+
+
+def test_a_floor_may_differ_by_language() -> None:
+    """P(yes) runs lower in English: a floor per language declines by each question's own."""
+    zh = [{**r, "id": f"zh-{r['id']}", "language": "zh"} for r in RECORDS]
+    en = [{**r, "language": "en"} for r in RECORDS]
+    both = replay([*en, *zh], parse_floor("en:0.75/zh:0.80"), 0.5)
+    alone_en, alone_zh = replay(en, 0.75, 0.5), replay(zh, 0.80, 0.5)
+    assert both.answerable_declined == pytest.approx(
+        (alone_en.answerable_declined + alone_zh.answerable_declined) / 2
+    )
+    assert both.decline_recall == pytest.approx((0.5 + 1.0) / 2)
+    assert floor_label(parse_floor("zh:0.8/en:0.7")) == "en:0.70/zh:0.80"
+    with pytest.raises(ValueError, match="unknown language"):
+        parse_floor("fr:0.7")
+
+
+def test_a_per_language_floor_under_the_runs_is_refused(tmp_path: Path) -> None:
+    run = _run(tmp_path, "20260101T000000Z-r", {"answerable_floor": 0.75})
+    check_floor([run], parse_floor("en:0.75/zh:0.9"))
+    with pytest.raises(EvalError, match="lower floor"):
+        check_floor([run], parse_floor("en:0.70/zh:0.9"))
