@@ -4,21 +4,22 @@ The model rewrites the last question with the conversation in view (``prompts/re
 its rules and examples in the fixed system message, so llama.cpp reuses their KV cache). The
 rewrite is used only when it is one line, one question (a question mark when the asker used
 one: the 1.5B model sometimes answers instead, "orbit-scheduler 的监听端口是 8450。"), in the
-asker's language, not a copy of an earlier turn, and not out of proportion to what was asked.
-The rewrite is both the retrieval query and the question the answer prompt carries.
+asker's language, not a copy of an earlier turn, not the question back unchanged while it still
+points into the conversation ("那 VPN 呢？"), and not out of proportion to what was asked. The
+rewrite is both the retrieval query and the question the answer prompt carries. Otherwise (or
+when the model failed) a deterministic fallback stands in, and the reason is logged: the
+question with the previous user question it follows up on, as one line. The fallback is never
+worse than asking the bare follow-up, and its words keep the subject ("it" alone retrieves
+nothing).
 
 Version 2 of the prompt says what a pronoun stands for (the thing the earlier question asked
 about, not a value in the answer): with version 1 the default profile's model rewrote "And who
 owns it?" after "What port does orbit-agent use?" / "... port 7070" into "Who owns the port
-7070?", and 4 of 8 sample follow-ups went wrong; with version 2, 1 ("VPN 呢？" comes back
-as it was asked, which now gets the fallback). The 1.5B model still answers most Chinese
-follow-ups instead of rewriting them (6 of the 6 in tests/data/conversations.jsonl; the
-guards hand those to the fallback). Instructions in Chinese were tried: they rewrote 2 of
-those 6 but returned "那 PagerDuty 值班呢？" unchanged, which version 2 rewrites right, so no
-gain was measured and they were not kept. Otherwise (or when the model failed)
-a deterministic fallback stands in, and the reason is logged: the question with the previous
-user question it follows up on, as one line. The fallback is never worse than asking the bare
-follow-up, and its words keep the subject ("it" alone retrieves nothing).
+7070?", and 4 of 8 sample follow-ups went wrong; with version 2, 1 ("VPN 呢？" came back as it
+was asked). The 1.5B model still answers most Chinese follow-ups instead of rewriting them (6
+of the 6 in tests/data/conversations.jsonl, all handed to the fallback by the rules above).
+Instructions in Chinese were tried: they rewrote 2 of those 6 but returned "那 PagerDuty 值班
+呢？" unchanged, which version 2 rewrites right, so no gain was measured and they were not kept.
 """
 
 from __future__ import annotations
