@@ -25,6 +25,7 @@ from app.answer.citations import (
 )
 from app.answer.confidence import (
     EvidenceConfig,
+    Parts,
     answer_confidence,
     calibration_for,
     retrieval_evidence,
@@ -99,6 +100,7 @@ class Answer:
     completion_tokens: int = 0
     query: str = ""
     answerable: float | None = None  # the generator's P(yes) that the passages answer
+    parts: Parts | None = None  # what the confidence combines
 
 
 class AnswerService:
@@ -258,6 +260,7 @@ class AnswerService:
             prompt_tokens=generation.prompt_tokens,
             completion_tokens=generation.completion_tokens,
             query=plan.query,
+            parts=conf.parts,
         )
 
     def _declined(self, plan: Plan, timings: dict[str, float]) -> Answer:
@@ -271,6 +274,7 @@ class AnswerService:
             outcome="declined",
             timings_ms=_total(plan, timings),
             query=plan.query,
+            parts=Parts(round(plan.evidence, 4)),
         )
 
     def _degraded(
@@ -299,6 +303,7 @@ class AnswerService:
             prompt_tokens=generation.prompt_tokens if generation else 0,
             completion_tokens=generation.completion_tokens if generation else 0,
             query=plan.query,
+            parts=conf.parts,
         )
 
 

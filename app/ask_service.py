@@ -12,6 +12,7 @@ an ``AskObserver``; keys, rate limits and error mapping never reach this module.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
@@ -27,7 +28,14 @@ from app.collections import existing_collection
 from app.errors import ApiError, OverloadedError, ValidationFailedError
 from app.generation.protocol import Generation
 from app.queue import GenerationQueue
-from app.schemas import AskRequest, AskResponse, ModelInfo, Usage, citation_out
+from app.schemas import (
+    AskRequest,
+    AskResponse,
+    ConfidenceParts,
+    ModelInfo,
+    Usage,
+    citation_out,
+)
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +234,9 @@ class AskService:
             ),
             query=answer.query,
             answerable=answer.answerable,
+            confidence_parts=None
+            if answer.parts is None
+            else ConfidenceParts(**dataclasses.asdict(answer.parts)),
         )
 
     def close(self) -> None:

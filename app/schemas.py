@@ -99,6 +99,18 @@ class Usage(BaseModel):
     completion_tokens: int
 
 
+class ConfidenceParts(BaseModel):
+    """What ``confidence`` combines (app/answer/confidence.py), each in [0, 1]."""
+
+    retrieval: float = Field(..., description="Retrieval evidence of the top passages.")
+    support: float | None = Field(
+        None, description="Share of the answer's content found in its cited passages."
+    )
+    certainty: float | None = Field(
+        None, description="The model's geometric mean token probability (0.5 when unknown)."
+    )
+
+
 class AskResponse(BaseModel):
     answer: str
     citations: list[CitationOut]
@@ -114,6 +126,9 @@ class AskResponse(BaseModel):
         None,
         description="The generator's P(yes) that the passages hold the answer, when "
         "DOCQA_ANSWERABLE_FLOOR turns that check on.",
+    )
+    confidence_parts: ConfidenceParts | None = Field(
+        None, description="What the confidence combines; a decline has its retrieval part only."
     )
 
 

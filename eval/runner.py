@@ -33,7 +33,7 @@ from eval.datasets import load_dataset
 from eval.errors import ResumeMismatchError
 from eval.metrics import dedupe
 from eval.noise import NoisyBackend, NoisyRetriever
-from eval.provenance import files_sha256
+from eval.provenance import files_sha256, git_commit
 from eval.report import write_report
 from eval.runconfig import RunSpec, build_config, differences, fingerprint, fingerprint_parts
 from eval.scoring import RANK_DEPTH, Observation, record
@@ -82,8 +82,14 @@ def run_evaluation(
             build_config(settings, spec, name, evalset, dataset_sha, selection, coll_info)
         )
     wanted = {s.question.id for s in selection.questions}
+    changed = other_code(run) if resume is not None else None
     done = {r["id"] for r in run.records()} & wanted
     todo = [s for s in selection.questions if s.question.id not in done]
+    if todo and changed:
+        raise ResumeMismatchError(
+            f"cannot resume {run.name}: {changed}; check that commit out to finish it, or "
+            "start a new run"
+        )
     if done:
         log.info("resuming %s: %d questions done, %d to go", run.name, len(done), len(todo))
     started = time.monotonic()
@@ -126,10 +132,22 @@ def _open_run(
         return run
     if auto_resume:
         found = find_resumable(runs_dir, name, wanted)
-        if found is not None:
+        if found is not None and other_code(found) is None:
             log.info("continuing the unfinished run %s (same name and inputs)", found.name)
             return found
+        if found is not None:
+            log.warning("not continuing %s: %s; starting a new run", found.name, other_code(found))
     return create_run(runs_dir, name)
+
+
+def other_code(run: Run) -> str | None:
+    """Why ``run`` was made by other code than this process runs, or None if the same (or
+    unknown: no git). A run's numbers must come from one code version: its config names one."""
+    made = (run.config().get("code") or {}).get("commit")
+    now = git_commit()["commit"]
+    if made and now and made != now:
+        return f"it was started at code {made[:10]} and this is {now[:10]}"
+    return None
 
 
 def _ask_all(
@@ -229,6 +247,9 @@ class _Asker:
             usage=response.usage.model_dump(),
             query=response.query if history else None,
             answerable=response.answerable,
+            confidence_parts=None
+            if response.confidence_parts is None
+            else response.confidence_parts.model_dump(),
             query_cached=cached,
         )
 

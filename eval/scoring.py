@@ -60,6 +60,8 @@ class Observation:
     query_cached: bool | None = None  # the query's vector came from the embedding cache
     query: str | None = None  # a follow-up's rewritten question, as retrieval was asked
     answerable: float | None = None  # the answerability check's P(yes), when it ran
+    # What the confidence combined (retrieval, support, certainty), to refit its weights.
+    confidence_parts: dict[str, float | None] | None = None
     error: str | None = None
 
 
@@ -91,6 +93,7 @@ def record(selected: Selected, obs: Observation, graded: bool) -> dict[str, Any]
         "low_confidence": obs.low_confidence,
         "confidence": obs.confidence,
         "p_answerable": obs.answerable,
+        "confidence_parts": obs.confidence_parts,
         "citations": obs.citations,
         "retrieved": obs.retrieved[:RANK_DEPTH],
         "timings_ms": obs.timings_ms,

@@ -104,12 +104,26 @@ class ConfidenceWeights:
 
 
 @dataclass(frozen=True)
+class Parts:
+    """What a confidence combines, reported with each answer so that weights can be refitted
+    on recorded evaluation runs. A decline has only its retrieval evidence."""
+
+    retrieval: float
+    support: float | None = None
+    certainty: float | None = None
+
+
+@dataclass(frozen=True)
 class Confidence:
     value: float
     retrieval: float
     support: float
     certainty: float
     low_confidence: bool
+
+    @property
+    def parts(self) -> Parts:
+        return Parts(self.retrieval, self.support, self.certainty)
 
 
 def hit_evidence(hit: Hit, config: EvidenceConfig, keyword_only: bool = False) -> float:

@@ -138,3 +138,22 @@ def test_supported_passages_are_answered_and_carry_the_check(services: Services)
     p = service.answerable(plan)
     answer = service.finish(plan, service.generate(plan), answerable=p)
     assert not answer.declined and answer.answerable == 0.9 and "30 days" in answer.answer
+
+
+def test_every_answer_reports_what_its_confidence_combines(services: Services) -> None:
+    """The parts travel with the answer (and the API response), so evaluation runs can refit
+    the weights: an answer has all three and its confidence is their weighted sum; a decline
+    has its retrieval evidence only, of which its confidence is 0.4."""
+    service = _service(FakeGenerator(["API keys rotate every 30 days [1]."]))
+    plan = service.plan(services.retriever("docs"), QUESTION, 5, None)
+    answer = service.finish(plan, service.generate(plan))
+    parts = answer.parts
+    assert parts is not None and parts.support is not None and parts.certainty is not None
+    assert parts.retrieval == plan.evidence
+    weighted = 0.4 * parts.retrieval + 0.4 * parts.support + 0.2 * parts.certainty
+    assert answer.confidence == pytest.approx(weighted, abs=1e-4)
+    declining = _service(FakeGenerator(["I don't know based on the provided documents."]))
+    plan = declining.plan(services.retriever("docs"), QUESTION, 5, None)
+    declined = declining.finish(plan, declining.generate(plan))
+    assert declined.parts is not None and declined.parts.support is None
+    assert declined.confidence == pytest.approx(0.4 * declined.parts.retrieval, abs=1e-4)

@@ -245,6 +245,13 @@ def test_an_unanswerable_question_is_declined_without_generating(
     follow_up_client.replies[:] = ["Lin Wei owns it [1]."]
     answered = client.post("/v1/ask", json={"question": "Who owns orbit-agent?"}).json()
     assert not answered["declined"] and answered["answerable"] == 0.9
+    # The response says what its confidence combined: a decline its retrieval evidence only.
+    assert set(answered["confidence_parts"]) == {"retrieval", "support", "certainty"}
+    assert answered["confidence_parts"]["support"] is not None
+    assert body["confidence_parts"]["support"] is None
+    assert body["confidence"] == pytest.approx(
+        0.4 * body["confidence_parts"]["retrieval"], abs=1e-3
+    )
 
 
 def test_batch_and_chat_completions(client: TestClient) -> None:

@@ -12,6 +12,7 @@ from config.settings import Settings
 from eval.errors import ResumeMismatchError
 from eval.runconfig import RunSpec
 from eval.runner import run_evaluation
+from eval.store import write_json
 from modelstore.cache import ModelCache
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -133,4 +134,26 @@ def test_a_conversation_set_measures_rewrite_and_retrieval(
         query = line["query"]
         assert isinstance(query, str) and query and query != line["question"]
         assert "\n" not in query  # one standalone question, never turns joined
+        parts = line["confidence_parts"]  # recorded, to refit the confidence on runs
+        assert isinstance(parts, dict) and "retrieval" in parts
     assert result.metrics["metrics"]["hit@5"] is not None
+
+
+def test_a_run_is_not_continued_by_other_code(settings: Settings, test_models: ModelCache) -> None:
+    """A run's numbers come from one code version (its config names the commit): an unfinished
+    run started at another commit is not continued automatically, and --resume refuses to add
+    answers to it, naming both commits; a finished one can still be re-reported."""
+    spec = RunSpec(dataset=TINY, format="jsonl", retrieval_only=True, name="tiny-code")
+    first = run_evaluation(settings, spec, progress=False)
+    config = first.run.config()
+    config["code"] = {"commit": "0123456789abcdef", "dirty": False}
+    write_json(first.run.path / "config.json", config)
+    again = run_evaluation(settings, spec, resume=first.run.name, progress=False)
+    assert again.run.path == first.run.path  # finished: metrics recomputed, nothing asked
+    lines = (first.run.path / "per_question.jsonl").read_text(encoding="utf-8").splitlines()
+    (first.run.path / "per_question.jsonl").write_text("\n".join(lines[:2]) + "\n")
+    (first.run.path / "metrics.json").unlink()
+    with pytest.raises(ResumeMismatchError, match="started at code 0123456789"):
+        run_evaluation(settings, spec, resume=first.run.name, progress=False)
+    fresh = run_evaluation(settings, spec, progress=False)  # not continued: a new run
+    assert fresh.run.path != first.run.path and fresh.resumed == 0
