@@ -176,7 +176,9 @@ def _ask_all(
         tqdm(total=total, initial=total - len(todo), unit="q", disable=not progress) as bar,
     ):
         for selected in todo:
+            cpu = time.process_time()  # every thread of this process: llama.cpp's included
             obs = ask(selected, loop)
+            obs.cpu_ms = round((time.process_time() - cpu) * 1000.0, 1)
             run.append(record(selected, obs, evalset.graded))
             declined += obs.declined
             bar.set_postfix(declined=declined, ms=round(obs.timings_ms.get("total", 0.0)))
@@ -276,6 +278,11 @@ def finish(
         "ingest": collection.report.to_json() if collection.report else None,
         "resumed_after": resumed,
         "seconds": round(seconds, 1),
+        # Over every line, so across resumed sessions: what the run cost to ask.
+        "question_cpu_s": round(sum(r.get("cpu_ms") or 0.0 for r in records) / 1000.0, 1),
+        "question_wall_s": round(
+            sum((r.get("timings_ms") or {}).get("total", 0.0) for r in records) / 1000.0, 1
+        ),
         "complete": len(records) == len(selection.questions),
     }
     run.write_metrics(result)

@@ -62,6 +62,7 @@ class Observation:
     answerable: float | None = None  # the answerability check's P(yes), when it ran
     # What the confidence combined (retrieval, support, certainty), to refit its weights.
     confidence_parts: dict[str, float | None] | None = None
+    cpu_ms: float | None = None  # this process's CPU time for the question, all threads
     error: str | None = None
 
 
@@ -97,6 +98,7 @@ def record(selected: Selected, obs: Observation, graded: bool) -> dict[str, Any]
         "citations": obs.citations,
         "retrieved": obs.retrieved[:RANK_DEPTH],
         "timings_ms": obs.timings_ms,
+        "cpu_ms": obs.cpu_ms,
         "usage": obs.usage,
         "query_cached": obs.query_cached,
         "error": obs.error,
