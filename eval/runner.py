@@ -279,9 +279,10 @@ def finish(
         "resumed_after": resumed,
         "seconds": round(seconds, 1),
         # Over every line, so across resumed sessions: what the run cost to ask.
-        "question_cpu_s": round(sum(r.get("cpu_ms") or 0.0 for r in records) / 1000.0, 1),
+        # (to the millisecond: a small retrieval-only run asks in well under a second)
+        "question_cpu_s": round(sum(r.get("cpu_ms") or 0.0 for r in records) / 1000.0, 3),
         "question_wall_s": round(
-            sum((r.get("timings_ms") or {}).get("total", 0.0) for r in records) / 1000.0, 1
+            sum((r.get("timings_ms") or {}).get("total", 0.0) for r in records) / 1000.0, 3
         ),
         "complete": len(records) == len(selection.questions),
     }
