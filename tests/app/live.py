@@ -3,6 +3,7 @@ behaviour (raw sockets, http.client) that an in-process client cannot show."""
 
 from __future__ import annotations
 
+import http.client
 import socket
 import threading
 import time
@@ -53,6 +54,17 @@ def empty_backend(settings: Settings) -> Backend:
     return cast(Backend, EmptyBackend(settings))
 
 
+def _ready_status(host: str, port: int) -> int:
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        conn.request("GET", "/readyz")
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
 @contextmanager
 def serving(app: FastAPI) -> Iterator[tuple[str, int]]:
     """Serve ``app`` on 127.0.0.1 until the block ends; yields (host, port).
@@ -69,6 +81,12 @@ def serving(app: FastAPI) -> Iterator[tuple[str, int]]:
         deadline = time.monotonic() + 60
         while not server.started:
             assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        # The backend is built after startup (the lifespan does not wait for it): a request in
+        # between gets the 503 "models are still loading", which a CI run once met.
+        deadline = time.monotonic() + 120
+        while _ready_status(host, port) != 200:
+            assert thread.is_alive() and time.monotonic() < deadline, "the app never got ready"
             time.sleep(0.05)
         yield host, port
     finally:

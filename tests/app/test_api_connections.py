@@ -11,12 +11,15 @@ import json
 import logging
 import select
 import socket
+import time
 
 import pytest
 from pydantic import SecretStr
 
+from app.backend import Backend
+from app.main import create_app
 from config.settings import Settings
-from tests.app.live import read_response, serving_settings
+from tests.app.live import empty_backend, read_response, serving, serving_settings
 
 KEY = "k-1"
 UPLOAD = "/v1/collections/docs/documents"
@@ -150,3 +153,19 @@ def test_a_chunked_upload_is_refused_at_the_limit_and_read_no_further(tmp_path: 
     limit = MB + 64 * 1024
     assert limit < received <= limit + 4 * len(piece), message
     assert sent < 16 * MB
+
+
+def test_the_live_server_is_handed_over_once_its_backend_is_built(tmp_path: object) -> None:
+    """The lifespan builds the backend after uvicorn reports started; a request in between
+    gets a 503 "models are still loading" (a CI run met one). The helper waits for /readyz."""
+
+    def slow_backend(settings: Settings) -> Backend:
+        time.sleep(1.0)
+        return empty_backend(settings)
+
+    with serving(create_app(_settings(tmp_path), slow_backend)) as (host, port):
+        conn = http.client.HTTPConnection(host, port, timeout=30)
+        conn.request("GET", "/v1/collections")
+        response = conn.getresponse()
+        assert response.status == 200, response.read()
+        conn.close()
