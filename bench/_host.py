@@ -8,6 +8,7 @@ again at the end) and print it above every section; the code's commit comes from
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import platform
 import shlex
@@ -127,3 +128,13 @@ def run_header(host: dict[str, str], started: float) -> dict[str, Any]:
         "machine": {**host, "load at end": load_average()},
         "command": command_line(),
     }
+
+
+def emit_report(report: dict[str, Any], markdown: str, out: Path | None) -> None:
+    """The report as JSON in ``out`` (stdout without one), then its Markdown table on stdout."""
+    text = json.dumps(report, indent=1, ensure_ascii=False)
+    if out:
+        out.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text + "\n")
+    sys.stdout.write(markdown + "\n")

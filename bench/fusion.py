@@ -20,9 +20,7 @@ held-out sets are reported beside it, never used to choose. The report is JSON o
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +38,7 @@ from bench._common import (
     sample_questions,
     settings_for,
 )
-from bench._host import command_line, machine, now
+from bench._host import command_line, emit_report, machine, now
 from eval.collection import stage
 from eval.metrics import hit_at, mean, mrr_at, ndcg_at
 from index.fusion import convex_combination, reciprocal_rank_fusion
@@ -175,12 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         "chosen": chosen,
         "table": table,
     }
-    text = json.dumps(report, indent=1)
-    if args.out:
-        args.out.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text + "\n")
-    sys.stdout.write(markdown(report) + "\n")
+    emit_report(report, markdown(report), args.out)
     return 0
 
 

@@ -15,9 +15,7 @@ question (process CPU time, which other jobs on a shared machine stretch less th
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,7 @@ from bench._common import (
     passage_ranking,
     sample_questions,
 )
-from bench._host import machine, run_header
+from bench._host import emit_report, machine, run_header
 from config.settings import Settings
 from eval.collection import stage
 from eval.metrics import hit_at, mean, mrr_at
@@ -133,12 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "top": TOP,
         "sets": sets,
     }
-    text = json.dumps(report, indent=1, ensure_ascii=False)
-    if args.out:
-        args.out.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text + "\n")
-    sys.stdout.write(markdown(report) + "\n")
+    emit_report(report, markdown(report), args.out)
     return 0
 
 

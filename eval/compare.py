@@ -19,10 +19,12 @@ from eval.store import Run
 KEY_METRICS = ("hit@5", "mrr@10", "ndcg@10", "f1", "decline_rate", "p95_ms")
 
 
-def _value(value: float | None, name: str) -> str:
+def shown(value: float | None, name: str = "") -> str:
+    """A metric as the eval tables print it: milliseconds to 0.1, the rest to 0.001 ("-0.000"
+    shown as 0.000), "–" when not measured."""
     if value is None:
         return "–"
-    return f"{value:,.1f}" if name.endswith("_ms") else f"{value:.3f}"
+    return f"{value:,.1f}" if name.endswith("_ms") else f"{round(value, 3) + 0.0:.3f}"
 
 
 def _mark(name: str, delta: float) -> str:
@@ -44,12 +46,12 @@ def compare_rows(a: Mapping[str, float | None], b: Mapping[str, float | None]) -
         if x is None and y is None:
             continue
         if x is None or y is None:
-            rows.append([name, _value(x, name), _value(y, name), "", ""])
+            rows.append([name, shown(x, name), shown(y, name), "", ""])
             continue
         delta = y - x
         sign = "+" if delta >= 0 else "-"
-        shown = f"{sign}{_value(abs(delta), name)}"
-        rows.append([name, _value(x, name), _value(y, name), shown, _mark(name, delta)])
+        change = f"{sign}{shown(abs(delta), name)}"
+        rows.append([name, shown(x, name), shown(y, name), change, _mark(name, delta)])
     return rows
 
 
@@ -87,7 +89,7 @@ def compare_text(a: Run, b: Run) -> str:
         text += (
             f"\n\npaired questions judged in both: {pairs['judged']}; right in A: "
             f"{pairs['right_in_a']}, still right in B: {pairs['stayed_right']}"
-            f" ({_value(stayed, 'share')}); turned wrong: {pairs['turned_wrong']}; "
+            f" ({shown(stayed, 'share')}); turned wrong: {pairs['turned_wrong']}; "
             f"turned right: {pairs['turned_right']}"
         )
     return text
@@ -137,7 +139,7 @@ def runs_rows(runs: Sequence[Run]) -> list[list[str]]:
                 str(config.get("dataset", {}).get("name", "?")),
                 str(config.get("selection", {}).get("questions", "?")),
                 "done" if result else "unfinished",
-                *(_value(metrics.get(k), k) if result else "" for k in KEY_METRICS),
+                *(shown(metrics.get(k), k) if result else "" for k in KEY_METRICS),
             ]
         )
     return rows

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eval.compare import table
+from eval.compare import shown, table
 from eval.errors import EvalError
 
 Rule = Callable[[Mapping[str, Any]], bool | None]
@@ -124,9 +124,6 @@ def agreement(records: Sequence[Mapping[str, Any]], labels: Mapping[str, bool]) 
 
 
 def agreement_text(rows: Sequence[Agreement], labelled: int, right: int) -> str:
-    def num(x: float | None) -> str:
-        return "–" if x is None else f"{round(x, 3) + 0.0:.3f}"  # + 0.0: no "-0.000"
-
     body = table(
         ["rule", "n", "agree", "accuracy", "kappa", "rule yes, reader no", "rule no, reader yes"],
         [
@@ -134,8 +131,8 @@ def agreement_text(rows: Sequence[Agreement], labelled: int, right: int) -> str:
                 r.rule,
                 str(r.n),
                 str(r.agree),
-                num(r.accuracy),
-                num(r.kappa),
+                shown(r.accuracy),
+                shown(r.kappa),
                 str(r.rule_right_label_wrong),
                 str(r.rule_wrong_label_right),
             ]

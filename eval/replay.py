@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eval.calibration import auroc, expected_calibration_error
+from eval.compare import shown
 from eval.errors import EvalError
 from eval.store import Run
 from modelstore.catalog import MODELS
@@ -181,8 +182,8 @@ def replay_rows(
                         _pct(r.right_answerable),
                         _pct(r.kept_precision),
                         _pct(r.flagged),
-                        _num(r.ece_answered),
-                        _num(r.auroc_answered),
+                        shown(r.ece_answered),
+                        shown(r.auroc_answered),
                     ]
                 )
     return rows
@@ -205,7 +206,3 @@ HEADER = [
 
 def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}%"
-
-
-def _num(x: float | None) -> str:
-    return "–" if x is None else f"{x:.3f}"

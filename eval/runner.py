@@ -132,11 +132,12 @@ def _open_run(
         return run
     if auto_resume:
         found = find_resumable(runs_dir, name, wanted)
-        if found is not None and other_code(found) is None:
+        why = None if found is None else other_code(found)
+        if found is not None and why is None:
             log.info("continuing the unfinished run %s (same name and inputs)", found.name)
             return found
         if found is not None:
-            log.warning("not continuing %s: %s; starting a new run", found.name, other_code(found))
+            log.warning("not continuing %s: %s; starting a new run", found.name, why)
     return create_run(runs_dir, name)
 
 

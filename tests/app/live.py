@@ -3,7 +3,6 @@ behaviour (raw sockets, http.client) that an in-process client cannot show."""
 
 from __future__ import annotations
 
-import http.client
 import socket
 import threading
 import time
@@ -19,6 +18,7 @@ from app.backend import Backend
 from app.main import create_app
 from config.settings import Settings
 from ingest.jobs import SqlJobStore
+from tests.processes import http_ready
 
 
 class EmptyBackend:
@@ -54,17 +54,6 @@ def empty_backend(settings: Settings) -> Backend:
     return cast(Backend, EmptyBackend(settings))
 
 
-def _ready_status(host: str, port: int) -> int:
-    conn = http.client.HTTPConnection(host, port, timeout=10)
-    try:
-        conn.request("GET", "/readyz")
-        response = conn.getresponse()
-        response.read()
-        return response.status
-    finally:
-        conn.close()
-
-
 @contextmanager
 def serving(app: FastAPI) -> Iterator[tuple[str, int]]:
     """Serve ``app`` on 127.0.0.1 until the block ends; yields (host, port).
@@ -85,7 +74,8 @@ def serving(app: FastAPI) -> Iterator[tuple[str, int]]:
         # The backend is built after startup (the lifespan does not wait for it): a request in
         # between gets the 503 "models are still loading", which a CI run once met.
         deadline = time.monotonic() + 120
-        while _ready_status(host, port) != 200:
+        ready = http_ready(f"http://{host}:{port}/readyz")
+        while not ready():
             assert thread.is_alive() and time.monotonic() < deadline, "the app never got ready"
             time.sleep(0.05)
         yield host, port
