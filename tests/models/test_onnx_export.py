@@ -206,6 +206,8 @@ def test_the_backend_choice() -> None:
     assert choose_backend("auto", e5, "cuda") == "torch"
     assert choose_backend("auto", e5, "cpu") == e5.cpu_embed_backend
     assert choose_backend("auto", MINILM, "cpu") == MINILM.cpu_embed_backend
+    # Measured choices (catalog comments, docs/BENCHMARKS.md): e5 int8, MiniLM fp32.
+    assert (e5.cpu_embed_backend, MINILM.cpu_embed_backend) == ("onnx-int8", "onnx")
     assert choose_backend("auto", custom_spec("embedder", "org/unmeasured"), "cpu") == "torch"
     assert choose_backend("onnx-int8", e5, "cuda") == "onnx-int8"  # explicit wins
     assert choose_backend("torch", e5, "cpu") == "torch"
