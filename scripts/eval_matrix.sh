@@ -14,8 +14,10 @@ N="${EVAL_MATRIX_LIMIT:-200}"
 DOCQA="${DOCQA_BIN:-.venv/bin/docqa}"
 # Quality is what the matrix measures: a slow or shared 2-core machine must not turn a slow
 # answer into a degraded one (the shipped limits are 60 s and 120 s). Latency is bench/ask.py's.
-export DOCQA_GENERATION_TIMEOUT_S="${DOCQA_GENERATION_TIMEOUT_S:-600}"
-export DOCQA_REQUEST_TIMEOUT_S="${DOCQA_REQUEST_TIMEOUT_S:-900}"
+# An hour, because the limits are wall-clock: a matrix paused (SIGSTOP) while a benchmark needs
+# the machine quiet must not time out the question it was in (one paused 45 minutes did).
+export DOCQA_GENERATION_TIMEOUT_S="${DOCQA_GENERATION_TIMEOUT_S:-3600}"
+export DOCQA_REQUEST_TIMEOUT_S="${DOCQA_REQUEST_TIMEOUT_S:-3900}"
 # The answerability check is asked and recorded for every question but declines none, so that
 # `docqa eval replay` gives the exact outcome of any floor, per language too, from one run: a
 # run made at a floor cannot show what a lower one would have answered.
