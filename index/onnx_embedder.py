@@ -9,7 +9,8 @@ ingest pipeline use it unchanged; its ``model_id`` carries the backend
 with another backend's.
 
 Texts are tokenized with the export's Rust tokenizer (the one the torch path runs), truncated at
-the model's ``max_seq_length``, sorted by length and batched so that a batch pads little and
+the model's ``max_seq_length`` as that tokenizer truncates (`SpecialTokens`), sorted by length and
+batched so that a batch pads little and
 holds at most ``max_batch_tokens`` tokens (attention memory grows with the square of the
 length). Pooling (mean or CLS) and L2 normalization are numpy, as sentence-transformers does
 them.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -80,6 +82,25 @@ def pool(
     return out.astype(np.float32, copy=False)
 
 
+@dataclass(frozen=True)
+class SpecialTokens:
+    """The ids a tokenizer's post-processor puts before and after one sequence (XLM-R: <s> and
+    </s>; BERT: [CLS] and [SEP]). Truncating the bare tokens to the model's limit minus these and
+    putting them around gives exactly what the tokenizer's own truncation gives."""
+
+    before: tuple[int, ...]
+    after: tuple[int, ...]
+
+    @classmethod
+    def of(cls, tokenizer: Any) -> SpecialTokens:
+        bare = tokenizer.encode("a", add_special_tokens=False).ids
+        full = tokenizer.encode("a", add_special_tokens=True).ids
+        for start in range(len(full) - len(bare) + 1):
+            if full[start : start + len(bare)] == bare:
+                return cls(tuple(full[:start]), tuple(full[start + len(bare) :]))
+        raise ValueError(f"the tokenizer's special tokens are not around the text: {full}")
+
+
 def cpu_threads() -> int:
     """The cores this process may run on (its affinity mask, not the machine's count)."""
     try:
@@ -89,11 +110,11 @@ def cpu_threads() -> int:
 
 
 # Padded tokens a batch may hold. ONNX Runtime's arena keeps the peak of activation memory for
-# the life of the process: multilingual-e5-small held 1.59 GiB after one batch of 16 x 512 tokens
-# and 0.89 GiB after 4 x 512, at 0.35 against 0.39 s per text on 2 AVX2 cores (docs/BENCHMARKS.md,
-# bench/cpu_engines.py). 0.7 GiB for the whole life of a service is worth more than 10% of ingest
-# speed on a CPU, which gains little from wider batches.
-MAX_BATCH_TOKENS = 2048
+# the life of the process, so the widest batch sets the service's memory for good. 100 passages
+# on 2 AVX2 cores (2026-12-06), e5 int8, budget 2048 -> 512 tokens: peak +0.29 -> +0.05 GiB over
+# the loaded model, and no slower (XQuAD 7.1 -> 6.3 s, CMRC 2018 19.6 -> 17.4 s); e5 fp32 and
+# MiniLM fp32 were faster at 512 too. Wider batches only pad more: texts are sorted by length.
+MAX_BATCH_TOKENS = 512
 
 
 class OnnxEmbedder(PrefixedEmbedder):
@@ -115,8 +136,11 @@ class OnnxEmbedder(PrefixedEmbedder):
         self.device = "cpu"
         self._lock = threading.Lock()
         self._session: Any = None
-        self._tokenizer: Any = None  # truncates at max_seq_length; never changed after load
-        self._counter: Any = None  # no truncation, for count_tokens
+        # One tokenizer, never reconfigured after load (so threads may share it), without
+        # truncation or special tokens: e5's takes 0.28 GiB resident, and a second copy
+        # configured to truncate was the largest removable part of the service's memory.
+        self._tokenizer: Any = None
+        self._specials = SpecialTokens((), ())
 
     def load(self) -> OnnxEmbedder:
         if self._session is not None:  # set last, so everything else is ready when it is
@@ -140,13 +164,11 @@ class OnnxEmbedder(PrefixedEmbedder):
                 session = ort.InferenceSession(
                     str(files.model_file), options, providers=["CPUExecutionProvider"]
                 )
-                counter = Tokenizer.from_file(str(files.tokenizer_file))
-                counter.no_padding()
-                counter.no_truncation()
                 tokenizer = Tokenizer.from_file(str(files.tokenizer_file))
                 tokenizer.no_padding()
-                tokenizer.enable_truncation(files.max_seq_length)
-                self._counter, self._tokenizer = counter, tokenizer
+                tokenizer.no_truncation()
+                self._specials = SpecialTokens.of(tokenizer)
+                self._tokenizer = tokenizer
                 self._session = session
                 log.info(
                     "embedder %s loaded (ONNX Runtime %s, %d threads, %s)",
@@ -169,27 +191,36 @@ class OnnxEmbedder(PrefixedEmbedder):
         # Rust tokenizers are safe to share across threads as long as nobody reconfigures
         # them; these two are configured once, at load.
         self.load()
-        return len(self._counter.encode(text, add_special_tokens=False).ids)
+        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
     def _encode(self, texts: list[str]) -> Vectors:
         files = self.load().files
         out = np.zeros((len(texts), files.dimension), dtype=np.float32)
         if not texts:
             return out
-        encodings = self._tokenizer.encode_batch(texts)
-        for batch in self._batches([len(e.ids) for e in encodings]):
-            width = max(len(encodings[i].ids) for i in batch)
+        encoded = self.token_ids(texts)
+        for batch in self._batches([len(e) for e in encoded]):
+            width = max(len(encoded[i]) for i in batch)
             ids = np.full((len(batch), width), files.pad_id, dtype=np.int64)
             mask = np.zeros((len(batch), width), dtype=np.int64)
             for row, i in enumerate(batch):
-                n = len(encodings[i].ids)
-                ids[row, :n] = encodings[i].ids
+                n = len(encoded[i])
+                ids[row, :n] = encoded[i]
                 mask[row, :n] = 1
             hidden = self._session.run(
                 ["last_hidden_state"], {"input_ids": ids, "attention_mask": mask}
             )[0]
             out[batch] = pool(hidden, mask, files.pooling, files.normalize)
         return out
+
+    def token_ids(self, texts: list[str]) -> list[list[int]]:
+        """The model's input ids of each text: special tokens around its tokens, cut to the
+        model's ``max_seq_length`` (what the tokenizer's own truncation gives)."""
+        self.load()
+        room = self.files.max_seq_length - len(self._specials.before) - len(self._specials.after)
+        before, after = list(self._specials.before), list(self._specials.after)
+        encodings = self._tokenizer.encode_batch(texts, add_special_tokens=False)
+        return [before + e.ids[: max(0, room)] + after for e in encodings]
 
     def _batches(self, lengths: list[int]) -> list[list[int]]:
         """Indices grouped by similar length, longest first: at most ``batch_size`` texts and

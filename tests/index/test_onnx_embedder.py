@@ -107,6 +107,23 @@ def test_e5_matches_torch_in_english_chinese_and_past_512_tokens(
     assert [onnx.count_tokens(t) for t in TEXTS] == [torch.count_tokens(t) for t in TEXTS]
 
 
+@pytest.mark.parametrize("spec", [MINILM, E5], ids=["minilm", "e5"])
+def test_one_tokenizer_gives_the_ids_of_a_truncating_one(
+    e5_cache: ModelCache, spec: ModelSpec
+) -> None:
+    """The embedder keeps one tokenizer (no truncation, for counting too) and cuts the ids
+    itself: the same ids as the tokenizer's own truncation, special tokens kept at both ends."""
+    from tokenizers import Tokenizer
+
+    onnx, _ = _pair(e5_cache, spec, "onnx")
+    reference = Tokenizer.from_file(str(onnx.files.tokenizer_file))
+    reference.no_padding()
+    reference.enable_truncation(onnx.max_tokens)
+    texts = [spec.passage_prefix + t for t in TEXTS]
+    assert onnx.token_ids(texts) == [e.ids for e in reference.encode_batch(texts)]
+    assert max(len(ids) for ids in onnx.token_ids(texts)) == onnx.max_tokens
+
+
 def test_batching_by_length_keeps_the_order_and_the_vectors(test_models: ModelCache) -> None:
     onnx, _ = _pair(test_models, MINILM, "onnx")
     onnx.max_batch_tokens = 300  # long texts go alone, short ones together
@@ -177,9 +194,11 @@ class _NoFiles:
 
 
 def test_the_default_budget_keeps_full_length_batches_small() -> None:
-    """ONNX Runtime keeps the peak activation memory of the widest batch for good (16 x 512 tokens
-    cost e5-small 1.0 GiB), so full-length texts go at most four at a time by default."""
+    """ONNX Runtime keeps the peak activation memory of the widest batch for good (4 x 512
+    tokens cost e5-small int8 0.25 GiB), so a full-length text goes alone by default; short ones
+    still batch together."""
     embedder = OnnxEmbedder(_NoFiles(), "m")
-    batches = embedder._batches([512] * 10 + [20] * 64)
-    assert max(len(b) for b in batches if len(b) and max(b) < 10) <= 4
-    assert max(len(b) for b in batches) == embedder.batch_size  # short texts still batch widely
+    batches = embedder._batches([512] * 10 + [20] * 64 + [100] * 12)
+    assert all(len(b) == 1 for b in batches if max(b) < 10)
+    assert max(len(b) for b in batches) == 25  # 25 x 20 tokens
+    assert all(len(b) * 100 <= 512 for b in batches if min(b) >= 74)
