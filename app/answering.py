@@ -24,6 +24,7 @@ from app.answer.citations import (
     support_fallback,
 )
 from app.answer.confidence import (
+    ConfidenceFit,
     EvidenceConfig,
     Parts,
     answer_confidence,
@@ -57,6 +58,7 @@ class AnswerConfig:
     low_confidence: float = 0.5
     generation_timeout_s: float = 60.0
     answerable_floor: float | None = None  # None: no answerability check
+    confidence_fit: ConfidenceFit | None = None  # None: the weighted sum of the parts
 
 
 @dataclass(frozen=True)
@@ -247,6 +249,8 @@ class AnswerService:
             generation.mean_logprob,
             self.evidence,
             threshold=self.config.low_confidence,
+            fit=self.config.confidence_fit,
+            p_answerable=answerable,
         )
         return Answer(
             answer=text,

@@ -215,6 +215,12 @@ class Settings(BaseSettings):
         "P(yes) under this declines. Unset: the profile model's measured floor (none for a "
         "model without one); 0 asks and records it but never declines (to measure floors).",
     )
+    confidence_fit: dict[str, float] | None = Field(
+        None,
+        description="A fitted confidence (JSON: intercept and weights of retrieval, support, "
+        "certainty, answerable), as `docqa eval fit-confidence` prints it. Unset: the profile "
+        "model's fit, when it was fitted with this embedder; else the weighted sum.",
+    )
     generation_timeout_s: float = Field(
         60.0, gt=0, description="Past it, the answer degrades to an extractive one."
     )

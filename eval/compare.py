@@ -55,6 +55,11 @@ def compare_rows(a: Mapping[str, float | None], b: Mapping[str, float | None]) -
     return rows
 
 
+def shown_share(value: float | None) -> str:
+    """A share as the eval tables print it: a percentage to 0.1, "–" when not measured."""
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A plain-text table: the first column left-aligned, the others right-aligned."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eval.calibration import auroc, expected_calibration_error
-from eval.compare import shown
+from eval.compare import shown, shown_share
 from eval.errors import EvalError
 from eval.store import Run
 from modelstore.catalog import MODELS
@@ -122,6 +122,14 @@ def _share(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
+def declined_under(record: Mapping[str, Any], floor: Floor) -> bool:
+    """Whether the service declines this recorded question under ``floor``: it was declined,
+    or its P(yes) is under the floor of its language."""
+    p = record.get("p_answerable")
+    limit = floor.get(record.get("language", "en")) if isinstance(floor, Mapping) else floor
+    return bool(record["declined"]) or (limit is not None and p is not None and p < limit)
+
+
 def replay(records: Sequence[Mapping[str, Any]], floor: Floor, low_confidence: float) -> Replayed:
     """The decline and calibration metrics of ``records`` under ``floor`` and
     ``low_confidence`` (``check_floor`` first: this function trusts the floor is replayable)."""
@@ -130,9 +138,7 @@ def replay(records: Sequence[Mapping[str, Any]], floor: Floor, low_confidence: f
     unanswerable = [r for r in judged if not r["answerable"]]
 
     def declined(r: Mapping[str, Any]) -> bool:
-        p = r.get("p_answerable")
-        limit = floor.get(r.get("language", "en")) if isinstance(floor, Mapping) else floor
-        return bool(r["declined"]) or (limit is not None and p is not None and p < limit)
+        return declined_under(r, floor)
 
     answered = [r for r in judged if not declined(r)]
     # An answer to an unanswerable question is wrong whatever it says.
@@ -177,11 +183,11 @@ def replay_rows(
                         floor_label(floor),
                         f"{t:.2f}",
                         str(r.questions),
-                        _pct(r.answerable_declined),
-                        _pct(r.decline_recall),
-                        _pct(r.right_answerable),
-                        _pct(r.kept_precision),
-                        _pct(r.flagged),
+                        shown_share(r.answerable_declined),
+                        shown_share(r.decline_recall),
+                        shown_share(r.right_answerable),
+                        shown_share(r.kept_precision),
+                        shown_share(r.flagged),
                         shown(r.ece_answered),
                         shown(r.auroc_answered),
                     ]
@@ -202,7 +208,3 @@ HEADER = [
     "ece_answered",
     "auroc_answered",
 ]
-
-
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}%"

@@ -112,6 +112,12 @@ class ModelSpec:
     # model's own, so each model needs its own floor, measured with bench/prompt_ab.py against
     # the answer prompt it pairs with; None (not measured): no check.
     answerable_floor: float | None = None
+    # Generators: the confidence fitted on evaluation runs of this model with the embedder named
+    # here (``docqa eval fit-confidence``; intercept and weights of app.answer.confidence's
+    # ConfidenceFit); None (not fitted): the weighted sum. Used only with that embedder, whose
+    # cosines the retrieval part is measured in.
+    confidence_fit: tuple[tuple[str, float], ...] | None = None
+    confidence_fit_embedder: str | None = None
 
 
 def _parts(prefix: str, version: str, pins: list[tuple[int, str]]) -> tuple[Part, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,9 +10,11 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
+from app.answer.confidence import ConfidenceFit
 from config.settings import ConfigFileError, Settings, load_settings, origin_of
 from docqa.cli.main import app
-from wiring.compose import answer_config, answerable_floor, rerank_enabled
+from modelstore.catalog import MODELS, QWEN_15B
+from wiring.compose import answer_config, answerable_floor, confidence_fit, rerank_enabled
 
 
 def _toml(tmp_path: Path, text: str) -> Path:
@@ -151,6 +154,33 @@ def test_the_answerability_floor_is_the_generator_models_unless_set(
     settings = Settings(**kwargs)  # type: ignore[arg-type]
     assert answerable_floor(settings) == floor
     assert answer_config(settings).answerable_floor == floor
+
+
+def test_the_confidence_fit_is_the_setting_or_the_generators_with_its_embedder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A catalog fit applies only with the embedder it was fitted with (the retrieval part is in
+    that embedder's cosines) and never to a remote generator; DOCQA_CONFIDENCE_FIT wins."""
+    fitted = dataclasses.replace(
+        QWEN_15B,
+        confidence_fit=(("intercept", -2.0), ("support", 3.0)),
+        confidence_fit_embedder="multilingual-e5-small",
+    )
+    monkeypatch.setitem(MODELS, QWEN_15B.name, fitted)
+    assert confidence_fit(Settings(profile="default")) == ConfidenceFit(-2.0, support=3.0)
+    assert answer_config(Settings(profile="default")).confidence_fit == ConfidenceFit(
+        -2.0, support=3.0
+    )
+    assert confidence_fit(Settings(profile="default", embedder="all-minilm-l6-v2")) is None
+    assert confidence_fit(Settings(profile="default", generator_url="http://127.0.0.1:1")) is None
+    own = {"intercept": 0.5, "answerable": 1.0}
+    assert confidence_fit(Settings(profile="test", confidence_fit=own)) == ConfidenceFit(
+        0.5, answerable=1.0
+    )
+    with pytest.raises(ValueError, match="DOCQA_CONFIDENCE_FIT needs an intercept"):
+        confidence_fit(Settings(confidence_fit={"support": 1.0}))
+    with pytest.raises(ValueError, match="got \\['intercept', 'typo'\\]"):
+        confidence_fit(Settings(confidence_fit={"intercept": 0.0, "typo": 1.0}))
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda", "auto"])

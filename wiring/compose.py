@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from app.answer.confidence import FIT_FEATURES, ConfidenceFit
 from app.answering import AnswerConfig, AnswerService
 from app.ask_service import AskLimits, AskService
 from app.generation.protocol import Generator
@@ -159,7 +160,30 @@ def answer_config(settings: Settings) -> AnswerConfig:
         low_confidence=settings.low_confidence,
         answerable_floor=answerable_floor(settings),
         generation_timeout_s=settings.generation_timeout_s,
+        confidence_fit=confidence_fit(settings),
     )
+
+
+def confidence_fit(settings: Settings) -> ConfidenceFit | None:
+    """DOCQA_CONFIDENCE_FIT when set; else the generator's catalog fit, if it was fitted with
+    the embedder in use (the retrieval part is in that embedder's cosines); else None, the
+    weighted sum. A remote generator has none: its P(yes) and log-probabilities are another
+    model's."""
+    chosen: dict[str, float] | None = settings.confidence_fit
+    if chosen is None and not settings.generator_url:
+        models = models_for(settings)
+        spec = models.generator
+        if spec.confidence_fit is not None and spec.confidence_fit_embedder == models.embedder.name:
+            chosen = dict(spec.confidence_fit)
+    if chosen is None:
+        return None
+    unknown = set(chosen) - {"intercept", *FIT_FEATURES}
+    if unknown or "intercept" not in chosen:
+        raise ValueError(
+            f"DOCQA_CONFIDENCE_FIT needs an intercept and weights of {', '.join(FIT_FEATURES)} "
+            f"only; got {sorted(chosen)}"
+        )
+    return ConfidenceFit(**chosen)
 
 
 def answerable_floor(settings: Settings) -> float | None:

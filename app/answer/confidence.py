@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from app.answer.units import content_units, unit_set
 from index.types import Hit
@@ -111,6 +111,45 @@ class Parts:
     retrieval: float
     support: float | None = None
     certainty: float | None = None
+
+
+# What a fitted confidence may weigh: the three parts and the answerability check's P(yes).
+FIT_FEATURES = ("retrieval", "support", "certainty", "answerable")
+
+
+@dataclass(frozen=True)
+class ConfidenceFit:
+    """A confidence that is a probability: P(right) = 1 / (1 + exp(-z)), with
+    ``z = intercept + sum(weight * input)`` over `FIT_FEATURES`, fitted on recorded evaluation
+    runs by ``docqa eval fit-confidence`` (``eval.confidence_fit``) for one generator and
+    embedder, and kept in the catalog beside that generator's answerability floor. A weighted sum
+    is a score; this is calibrated on the runs it was fitted on and checked on held-out ones.
+
+    >>> fit = ConfidenceFit(intercept=-2.0, support=2.0, answerable=2.0)
+    >>> fit.probability(Parts(0.9, 1.0, 0.5), 1.0)
+    0.880797
+    >>> fit.applies(None)  # P(yes) has a weight but was not asked: the weighted sum applies
+    False
+    """
+
+    intercept: float
+    retrieval: float = 0.0
+    support: float = 0.0
+    certainty: float = 0.0
+    answerable: float = 0.0
+
+    def applies(self, p_answerable: float | None) -> bool:
+        return self.answerable == 0.0 or p_answerable is not None
+
+    def probability(self, parts: Parts, p_answerable: float | None) -> float:
+        z = (
+            self.intercept
+            + self.retrieval * parts.retrieval
+            + self.support * (parts.support or 0.0)
+            + self.certainty * (parts.certainty or 0.0)
+            + self.answerable * (p_answerable or 0.0)
+        )
+        return round(1.0 / (1.0 + math.exp(-z)), 6)
 
 
 @dataclass(frozen=True)
@@ -210,12 +249,19 @@ def answer_confidence(
     evidence: EvidenceConfig | None = None,
     weights: ConfidenceWeights | None = None,
     threshold: float = DEFAULT_THRESHOLD,
+    fit: ConfidenceFit | None = None,
+    p_answerable: float | None = None,
 ) -> Confidence:
-    """All three parts from the retrieval hits, the answer and its cited passages."""
-    return combine(
+    """All three parts from the retrieval hits, the answer and its cited passages; the fitted
+    probability when there is a fit whose inputs were all measured, else the weighted sum."""
+    conf = combine(
         retrieval_evidence(hits, evidence),
         support_score(answer, cited_texts),
         certainty_score(mean_logprob),
         weights,
         threshold,
     )
+    if fit is None or not fit.applies(p_answerable):
+        return conf
+    value = fit.probability(conf.parts, p_answerable)
+    return replace(conf, value=value, low_confidence=value < threshold)

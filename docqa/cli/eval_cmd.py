@@ -248,6 +248,50 @@ def replay(
     typer.echo(table(HEADER, rows))
 
 
+@app.command("fit-confidence")
+def fit_confidence(
+    ctx: typer.Context,
+    run_refs: list[str] = typer.Argument(..., help="Runs to pool: folder names or paths."),
+    floor: str = typer.Option(
+        "",
+        "--answerable-floor",
+        help="The floor whose answers are fitted; per language as en:0.7/zh:0.8 "
+        "(default: the runs' own).",
+    ),
+    dev_share: float = typer.Option(
+        0.5, "--dev-share", min=0.05, max=0.95, help="Share of questions fitted on."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seeds the development/held-out split."),
+    features: str = typer.Option(
+        "retrieval,support,certainty,answerable",
+        "--features",
+        help="What the fit weighs, comma-separated.",
+    ),
+    runs_dir: Path | None = typer.Option(None, "--runs-dir", help="Overrides DOCQA_RUNS_DIR."),
+) -> None:
+    """Fit the confidence (P(right)) on recorded runs, check it on held-out questions, and print
+    it as DOCQA_CONFIDENCE_FIT."""
+    from app.answer.confidence import FIT_FEATURES
+    from eval.confidence_fit import fit_and_check, pooled_examples, report_text
+    from eval.errors import EvalError
+    from eval.replay import default_floor, parse_floor
+    from eval.store import resolve_run
+
+    settings = _with_overrides(ctx.obj, runs_dir=runs_dir)
+    names = [x.strip() for x in features.split(",") if x.strip()]
+    if not names or set(names) - set(FIT_FEATURES):
+        raise _fail(EvalError(f"--features takes some of {', '.join(FIT_FEATURES)}"), 2)
+    try:
+        runs = [resolve_run(ref, settings.run_records_dir) for ref in run_refs]
+        chosen = parse_floor(floor) if floor.strip() else default_floor(runs)
+        report = fit_and_check(pooled_examples(runs, chosen), seed, dev_share, names)
+    except EvalError as exc:
+        raise _fail(exc, exc.exit_code) from exc
+    except ValueError as exc:
+        raise _fail(EvalError(str(exc)), 2) from exc
+    typer.echo(report_text(report))
+
+
 @app.command("compare")
 def compare(
     ctx: typer.Context,

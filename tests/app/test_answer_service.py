@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from app.answer.confidence import ConfidenceFit
 from app.answering import AnswerConfig, AnswerService
 from app.generation.fake import FakeGenerator
 from app.generation.transformers_generator import TransformersGenerator
@@ -157,3 +158,24 @@ def test_every_answer_reports_what_its_confidence_combines(services: Services) -
     declined = declining.finish(plan, declining.generate(plan))
     assert declined.parts is not None and declined.parts.support is None
     assert declined.confidence == pytest.approx(0.4 * declined.parts.retrieval, abs=1e-4)
+
+
+def test_a_fitted_confidence_is_its_probability_when_p_yes_was_asked(services: Services) -> None:
+    """With a fit (DOCQA_CONFIDENCE_FIT or the catalog's), an answer's confidence and its flag
+    come from the fitted P(right) of its parts and P(yes); without P(yes) the weighted sum."""
+    fit = ConfidenceFit(intercept=-4.0, support=2.0, answerable=3.0)
+    fake = FakeGenerator(["API keys rotate every 30 days [1]."] * 2, judge=lambda _: 0.9)
+    service = _service(fake, answerable_floor=0.3, confidence_fit=fit, low_confidence=0.5)
+    plan = service.plan(services.retriever("docs"), QUESTION, 5, None)
+    p = service.answerable(plan)
+    answer = service.finish(plan, service.generate(plan), answerable=p)
+    assert answer.parts is not None
+    expected = fit.probability(answer.parts, 0.9)
+    assert answer.confidence == pytest.approx(expected, abs=1e-4)
+    assert answer.low_confidence is (expected < 0.5)
+    unasked = service.finish(plan, service.generate(plan), answerable=None)
+    parts = unasked.parts
+    assert parts is not None and parts.support is not None and parts.certainty is not None
+    weighted = 0.4 * parts.retrieval + 0.4 * parts.support + 0.2 * parts.certainty
+    assert unasked.confidence == pytest.approx(weighted, abs=1e-4)
+    assert abs(weighted - expected) > 0.01  # so the two cases are told apart

@@ -1,0 +1,254 @@
+"""Fit the answer confidence to recorded evaluation runs: a logistic model of P(right).
+
+The shipped confidence is a fixed weighted sum of three parts (``app.answer.confidence``), and a
+weighted sum is a score, not a probability: nothing makes 0.8 mean "right 8 times in 10". Runs
+record each answer's parts (``confidence_parts``) and the answerability check's P(yes)
+(``p_answerable``), so a model of P(right | parts, P(yes)) can be fitted on them and checked on
+questions it never saw, without asking anything again.
+
+- Population: what the low-confidence flag acts on, the answers a floor lets through (declines
+  removed, as ``eval.replay`` does it); an answer to an unanswerable question counts as wrong.
+- Label: the run's ``correct`` (gold-answer recall >= 0.75, checked against hand labels: see
+  docs/EVALUATION.md).
+- Split: by a hash of (seed, set, question id), so a question is on one side whatever else is
+  pooled, and the same seed always gives the same split.
+- Model: scikit-learn's ``LogisticRegression`` (L2, C=1) on the parts; the fitted coefficients go
+  into the catalog (``ModelSpec.confidence_fit``) and ``app.answer.confidence.ConfidenceFit``
+  computes the same probability in the service.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from app.answer.confidence import FIT_FEATURES, ConfidenceFit, Parts, combine
+from eval.calibration import auroc, expected_calibration_error
+from eval.compare import shown, shown_share, table
+from eval.replay import Floor, check_floor, declined_under
+from eval.store import Run
+
+PRECISION_TARGET = 0.9  # issue 11: answers at or above the low-confidence threshold, >= 90% right
+
+
+@dataclass(frozen=True)
+class Example:
+    set: str
+    id: str
+    parts: Parts
+    p_answerable: float | None
+    shipped: float  # the confidence the run recorded (the formula it ran with)
+    right: bool
+
+
+@dataclass(frozen=True)
+class Scored:
+    """How well one confidence separates right from wrong answers on some examples."""
+
+    n: int
+    right: float | None  # share right
+    ece: float | None
+    auroc: float | None
+    threshold: float | None  # the lowest with >= PRECISION_TARGET right at or above it
+    kept: float | None  # share of answers at or above that threshold
+    kept_precision: float | None
+
+
+def examples(name: str, records: Sequence[Mapping[str, Any]], floor: Floor) -> list[Example]:
+    """The answered questions of one run with every part recorded (older runs have none)."""
+    out = []
+    for r in records:
+        correct = (r.get("metrics") or {}).get("correct")
+        parts = r.get("confidence_parts") or {}
+        if correct is None or r.get("degraded") or r.get("error") or declined_under(r, floor):
+            continue
+        if any(parts.get(k) is None for k in ("retrieval", "support", "certainty")):
+            continue
+        out.append(
+            Example(
+                set=name,
+                id=str(r["id"]),
+                parts=Parts(
+                    float(parts["retrieval"]), float(parts["support"]), float(parts["certainty"])
+                ),
+                p_answerable=None if r.get("p_answerable") is None else float(r["p_answerable"]),
+                shipped=float(r["confidence"]),
+                right=bool(r["answerable"] and correct),
+            )
+        )
+    return out
+
+
+def in_dev(example: Example, seed: int, dev_share: float) -> bool:
+    """Whether the question falls in the development split (stable across runs and pools)."""
+    digest = hashlib.sha256(f"{seed}\x00{example.set}\x00{example.id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < dev_share
+
+
+def split(
+    pool: Sequence[Example], seed: int, dev_share: float
+) -> tuple[list[Example], list[Example]]:
+    dev = [e for e in pool if in_dev(e, seed, dev_share)]
+    held = [e for e in pool if not in_dev(e, seed, dev_share)]
+    return dev, held
+
+
+def features(example: Example, names: Sequence[str]) -> list[float] | None:
+    """The fit's inputs in ``names``' order; None when P(yes) is needed and was not asked."""
+    values = {
+        "retrieval": example.parts.retrieval,
+        "support": example.parts.support,
+        "certainty": example.parts.certainty,
+        "answerable": example.p_answerable,
+    }
+    row = [values[n] for n in names]
+    return None if any(v is None for v in row) else [float(v) for v in row if v is not None]
+
+
+def fit(dev: Sequence[Example], names: Sequence[str] = FIT_FEATURES) -> ConfidenceFit:
+    """Logistic regression of ``right`` on ``names`` over the development examples."""
+    from sklearn.linear_model import LogisticRegression
+
+    usable = [(row, e.right) for e in dev if (row := features(e, names)) is not None]
+    labels = {ok for _, ok in usable}
+    if len(labels) < 2:
+        kind = "all right" if True in labels else "all wrong" if labels else "none"
+        raise ValueError(
+            f"{len(usable)} usable development answers ({kind}): a fit needs right and wrong ones"
+        )
+    model = LogisticRegression(C=1.0, max_iter=1000)
+    model.fit([row for row, _ in usable], [int(ok) for _, ok in usable])
+    weights = dict(zip(names, (float(w) for w in model.coef_[0]), strict=True))
+    return ConfidenceFit(intercept=float(model.intercept_[0]), **weights)
+
+
+def threshold_for(confidences: Sequence[float], right: Sequence[bool]) -> float | None:
+    """The lowest threshold whose kept answers (confidence >= it) are >= 90% right."""
+    for t in sorted(set(confidences)):
+        kept = [ok for c, ok in zip(confidences, right, strict=True) if c >= t]
+        if kept and sum(kept) / len(kept) >= PRECISION_TARGET:
+            return t
+    return None
+
+
+def score(confidences: Sequence[float], right: Sequence[bool], threshold: float | None) -> Scored:
+    n = len(confidences)
+    kept = [
+        ok
+        for c, ok in zip(confidences, right, strict=True)
+        if threshold is not None and c >= threshold
+    ]
+    return Scored(
+        n=n,
+        right=sum(right) / n if n else None,
+        ece=expected_calibration_error(list(confidences), list(right)) if n else None,
+        auroc=auroc(confidences, right) if n else None,
+        threshold=threshold,
+        kept=len(kept) / n if n and threshold is not None else None,
+        kept_precision=sum(kept) / len(kept) if kept else None,
+    )
+
+
+def fitted_confidences(model: ConfidenceFit, pool: Sequence[Example]) -> list[float]:
+    """What the service would report with ``model``: the fit where its inputs exist, else the
+    weighted sum (``app.answer.confidence.combine``)."""
+    return [
+        model.probability(e.parts, e.p_answerable)
+        if model.applies(e.p_answerable)
+        else combine(e.parts.retrieval, e.parts.support or 0.0, e.parts.certainty or 0.0).value
+        for e in pool
+    ]
+
+
+@dataclass(frozen=True)
+class FitReport:
+    model: ConfidenceFit
+    dev: int
+    held: int
+    shipped: Scored  # the recorded confidence on the held-out answers, its threshold from dev
+    fitted: Scored  # the fit on the held-out answers, its threshold from dev
+    fitted_dev: Scored
+
+
+def fit_and_check(
+    pool: Sequence[Example],
+    seed: int = 0,
+    dev_share: float = 0.5,
+    names: Sequence[str] = FIT_FEATURES,
+) -> FitReport:
+    """Fit on the development split; score it and the recorded confidence on the held-out one,
+    each with the threshold chosen on the development split."""
+    dev, held = split(pool, seed, dev_share)
+    model = fit(dev, names)
+    dev_fit = fitted_confidences(model, dev)
+    dev_right = [e.right for e in dev]
+    held_right = [e.right for e in held]
+    fit_t = threshold_for(dev_fit, dev_right)
+    shipped_t = threshold_for([e.shipped for e in dev], dev_right)
+    return FitReport(
+        model=model,
+        dev=len(dev),
+        held=len(held),
+        shipped=score([e.shipped for e in held], held_right, shipped_t),
+        fitted=score(fitted_confidences(model, held), held_right, fit_t),
+        fitted_dev=score(dev_fit, dev_right, fit_t),
+    )
+
+
+def pooled_examples(runs: Sequence[Run], floor: Floor) -> list[Example]:
+    """Every run's answered examples under ``floor`` (``check_floor`` first)."""
+    check_floor(runs, floor)
+    return [
+        e
+        for run in runs
+        for e in examples(str(run.config().get("name", run.name)), run.records(), floor)
+    ]
+
+
+def fit_json(model: ConfidenceFit) -> str:
+    """The fit as DOCQA_CONFIDENCE_FIT takes it (zero weights left out)."""
+    values = {k: round(v, 4) for k, v in asdict(model).items() if k == "intercept" or v != 0.0}
+    return json.dumps(values)
+
+
+def report_text(report: FitReport) -> str:
+    rows: list[tuple[str, str, Scored]] = [
+        ("recorded (weighted sum)", "held-out", report.shipped),
+        ("fitted", "held-out", report.fitted),
+        ("fitted", "development", report.fitted_dev),
+    ]
+    body = table(
+        [
+            "confidence",
+            "split",
+            "answers",
+            "right",
+            "ECE",
+            "AUROC",
+            "threshold",
+            "kept",
+            "kept right",
+        ],
+        [
+            [
+                name,
+                split_name,
+                str(s.n),
+                shown_share(s.right),
+                shown(s.ece),
+                shown(s.auroc),
+                shown(s.threshold),
+                shown_share(s.kept),
+                shown_share(s.kept_precision),
+            ]
+            for name, split_name, s in rows
+        ],
+    )
+    return (
+        f"{report.dev} development and {report.held} held-out answers; thresholds are the lowest "
+        f"with >= {PRECISION_TARGET:.0%} right at or above them on the development split.\n"
+        f"{body}\nDOCQA_CONFIDENCE_FIT='{fit_json(report.model)}'"
+    )
