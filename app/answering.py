@@ -59,6 +59,7 @@ class AnswerConfig:
     generation_timeout_s: float = 60.0
     answerable_floor: float | None = None  # None: no answerability check
     confidence_fit: ConfidenceFit | None = None  # None: the weighted sum of the parts
+    decline_below: float | None = None  # with a fit: decline under this fitted P(right)
 
 
 @dataclass(frozen=True)
@@ -252,6 +253,14 @@ class AnswerService:
             fit=self.config.confidence_fit,
             p_answerable=answerable,
         )
+        if self.unsupported(conf.value, answerable):
+            log.info(
+                "declined: fitted P(right) %.3f under %.3f", conf.value, self.config.decline_below
+            )
+            answer = self._declined(plan, timings, conf.parts)
+            answer.prompt_tokens = generation.prompt_tokens
+            answer.completion_tokens = generation.completion_tokens
+            return answer
         return Answer(
             answer=text,
             citations=[Citation(n, passages[n - 1]) for n in numbers],
@@ -267,7 +276,22 @@ class AnswerService:
             parts=conf.parts,
         )
 
-    def _declined(self, plan: Plan, timings: dict[str, float]) -> Answer:
+    def unsupported(self, confidence: float, p_answerable: float | None) -> bool:
+        """Whether a fitted confidence declines the answer: under ``decline_below``. Only a
+        fitted P(right) does (a weighted sum is no probability), and only where it applied."""
+        fit, below = self.config.confidence_fit, self.config.decline_below
+        return (
+            fit is not None
+            and below is not None
+            and fit.applies(p_answerable)
+            and confidence < below
+        )
+
+    def _declined(
+        self, plan: Plan, timings: dict[str, float], parts: Parts | None = None
+    ) -> Answer:
+        """A decline. ``parts``: the parts of an answer declined for them, kept so that a
+        recorded run can replay another threshold; else the retrieval evidence alone."""
         return Answer(
             answer=decline_phrase(question_language(plan.question)),
             citations=[],
@@ -278,7 +302,7 @@ class AnswerService:
             outcome="declined",
             timings_ms=_total(plan, timings),
             query=plan.query,
-            parts=Parts(round(plan.evidence, 4)),
+            parts=parts or Parts(round(plan.evidence, 4)),
         )
 
     def _degraded(

@@ -221,6 +221,13 @@ class Settings(BaseSettings):
         "certainty, answerable), as `docqa eval fit-confidence` prints it. Unset: the profile "
         "model's fit, when it was fitted with this embedder; else the weighted sum.",
     )
+    decline_below: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="With a confidence fit: decline an answer whose fitted P(right) is under "
+        "this. Unset: the profile model's, fitted with its confidence; else none.",
+    )
     generation_timeout_s: float = Field(
         60.0, gt=0, description="Past it, the answer degrades to an extractive one."
     )

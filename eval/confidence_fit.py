@@ -38,10 +38,12 @@ PRECISION_TARGET = 0.9  # issue 11: answers at or above the low-confidence thres
 class Example:
     set: str
     id: str
-    parts: Parts
+    answerable: bool
+    right: bool  # answered, and right (a decline is not right)
+    declined: bool  # by the run, or by the floor replayed on it
+    parts: Parts | None  # every part of an answer; None for a decline
     p_answerable: float | None
-    shipped: float  # the confidence the run recorded (the formula it ran with)
-    right: bool
+    shipped: float | None  # the confidence the run recorded (the formula it ran with)
 
 
 @dataclass(frozen=True)
@@ -58,28 +60,41 @@ class Scored:
 
 
 def examples(name: str, records: Sequence[Mapping[str, Any]], floor: Floor) -> list[Example]:
-    """The answered questions of one run with every part recorded (older runs have none)."""
+    """The judged questions of one run: its answers with every part recorded (older runs have
+    none: they are left out) and its declines. Degraded answers and errors are left out."""
     out = []
     for r in records:
         correct = (r.get("metrics") or {}).get("correct")
-        parts = r.get("confidence_parts") or {}
-        if correct is None or r.get("degraded") or r.get("error") or declined_under(r, floor):
+        if correct is None or r.get("degraded") or r.get("error"):
             continue
-        if any(parts.get(k) is None for k in ("retrieval", "support", "certainty")):
+        p = None if r.get("p_answerable") is None else float(r["p_answerable"])
+        parts = r.get("confidence_parts") or {}
+        declined = declined_under(r, floor)
+        if not declined and any(
+            parts.get(k) is None for k in ("retrieval", "support", "certainty")
+        ):
             continue
         out.append(
             Example(
                 set=name,
                 id=str(r["id"]),
-                parts=Parts(
+                answerable=bool(r["answerable"]),
+                right=not declined and bool(r["answerable"] and correct),
+                declined=declined,
+                parts=None
+                if declined
+                else Parts(
                     float(parts["retrieval"]), float(parts["support"]), float(parts["certainty"])
                 ),
-                p_answerable=None if r.get("p_answerable") is None else float(r["p_answerable"]),
-                shipped=float(r["confidence"]),
-                right=bool(r["answerable"] and correct),
+                p_answerable=p,
+                shipped=None if declined else float(r["confidence"]),
             )
         )
     return out
+
+
+def answered(pool: Sequence[Example]) -> list[Example]:
+    return [e for e in pool if not e.declined]
 
 
 def in_dev(example: Example, seed: int, dev_share: float) -> bool:
@@ -98,6 +113,7 @@ def split(
 
 def features(example: Example, names: Sequence[str]) -> list[float] | None:
     """The fit's inputs in ``names``' order; None when P(yes) is needed and was not asked."""
+    assert example.parts is not None, "a decline has no parts to fit on"
     values = {
         "retrieval": example.parts.retrieval,
         "support": example.parts.support,
@@ -112,7 +128,7 @@ def fit(dev: Sequence[Example], names: Sequence[str] = FIT_FEATURES) -> Confiden
     """Logistic regression of ``right`` on ``names`` over the development examples."""
     from sklearn.linear_model import LogisticRegression
 
-    usable = [(row, e.right) for e in dev if (row := features(e, names)) is not None]
+    usable = [(row, e.right) for e in answered(dev) if (row := features(e, names)) is not None]
     labels = {ok for _, ok in usable}
     if len(labels) < 2:
         kind = "all right" if True in labels else "all wrong" if labels else "none"
@@ -152,25 +168,77 @@ def score(confidences: Sequence[float], right: Sequence[bool], threshold: float 
     )
 
 
+def fitted_confidence(model: ConfidenceFit, example: Example) -> float:
+    """What the service would report for an answer with ``model``: the fit where its inputs
+    exist, else the weighted sum (``app.answer.confidence.combine``)."""
+    parts = example.parts
+    assert parts is not None, "a decline has no confidence to refit"
+    if model.applies(example.p_answerable):
+        return model.probability(parts, example.p_answerable)
+    return combine(parts.retrieval, parts.support or 0.0, parts.certainty or 0.0).value
+
+
 def fitted_confidences(model: ConfidenceFit, pool: Sequence[Example]) -> list[float]:
-    """What the service would report with ``model``: the fit where its inputs exist, else the
-    weighted sum (``app.answer.confidence.combine``)."""
-    return [
-        model.probability(e.parts, e.p_answerable)
-        if model.applies(e.p_answerable)
-        else combine(e.parts.retrieval, e.parts.support or 0.0, e.parts.certainty or 0.0).value
-        for e in pool
-    ]
+    return [fitted_confidence(model, e) for e in pool]
+
+
+@dataclass(frozen=True)
+class Declines:
+    """The outcome of declining answers whose fitted P(right) is under ``below`` (None: only the
+    run's own declines), on all judged questions."""
+
+    below: float | None
+    answerable_declined: float | None
+    decline_recall: float | None
+    answers_right: float | None  # share right among the answers left
+    ece: float | None  # of the fitted confidence over the answers left
+
+
+DECLINE_LEVELS = (None, 0.1, 0.2, 0.3, 0.4, 0.5)
+
+
+def declines(
+    model: ConfidenceFit, pool: Sequence[Example], levels: Sequence[float | None] = DECLINE_LEVELS
+) -> list[Declines]:
+    """``DOCQA_DECLINE_BELOW`` replayed: the service declines an answer whose fitted P(right) is
+    under it, so an unsupported answer becomes a decline instead of a flagged answer."""
+    rows = []
+    for below in levels:
+        left: list[tuple[float, bool]] = []
+        declined = {True: 0, False: 0}  # by answerable
+        for e in pool:
+            value = None if e.declined else fitted_confidence(model, e)
+            if value is None or (
+                below is not None and model.applies(e.p_answerable) and value < below
+            ):
+                declined[e.answerable] += 1
+            else:
+                left.append((value, e.right))
+        n_answerable = sum(e.answerable for e in pool)
+        n_unanswerable = len(pool) - n_answerable
+        rows.append(
+            Declines(
+                below=below,
+                answerable_declined=declined[True] / n_answerable if n_answerable else None,
+                decline_recall=declined[False] / n_unanswerable if n_unanswerable else None,
+                answers_right=sum(ok for _, ok in left) / len(left) if left else None,
+                ece=expected_calibration_error([c for c, _ in left], [ok for _, ok in left])
+                if left
+                else None,
+            )
+        )
+    return rows
 
 
 @dataclass(frozen=True)
 class FitReport:
     model: ConfidenceFit
-    dev: int
-    held: int
+    dev: int  # answers fitted on
+    held: int  # answers checked on
     shipped: Scored  # the recorded confidence on the held-out answers, its threshold from dev
     fitted: Scored  # the fit on the held-out answers, its threshold from dev
     fitted_dev: Scored
+    declines: list[Declines]  # on the held-out questions, answered or not
 
 
 def fit_and_check(
@@ -181,20 +249,22 @@ def fit_and_check(
 ) -> FitReport:
     """Fit on the development split; score it and the recorded confidence on the held-out one,
     each with the threshold chosen on the development split."""
-    dev, held = split(pool, seed, dev_share)
+    dev_all, held_all = split(pool, seed, dev_share)
+    dev, held = answered(dev_all), answered(held_all)
     model = fit(dev, names)
     dev_fit = fitted_confidences(model, dev)
     dev_right = [e.right for e in dev]
     held_right = [e.right for e in held]
     fit_t = threshold_for(dev_fit, dev_right)
-    shipped_t = threshold_for([e.shipped for e in dev], dev_right)
+    shipped_t = threshold_for([e.shipped or 0.0 for e in dev], dev_right)
     return FitReport(
         model=model,
         dev=len(dev),
         held=len(held),
-        shipped=score([e.shipped for e in held], held_right, shipped_t),
+        shipped=score([e.shipped or 0.0 for e in held], held_right, shipped_t),
         fitted=score(fitted_confidences(model, held), held_right, fit_t),
         fitted_dev=score(dev_fit, dev_right, fit_t),
+        declines=declines(model, held_all),
     )
 
 
@@ -247,8 +317,23 @@ def report_text(report: FitReport) -> str:
             for name, split_name, s in rows
         ],
     )
+    decline_table = table(
+        ["decline below", "answerable declined", "decline recall", "answers right", "ECE"],
+        [
+            [
+                "–" if d.below is None else f"{d.below:.2f}",
+                shown_share(d.answerable_declined),
+                shown_share(d.decline_recall),
+                shown_share(d.answers_right),
+                shown(d.ece),
+            ]
+            for d in report.declines
+        ],
+    )
     return (
         f"{report.dev} development and {report.held} held-out answers; thresholds are the lowest "
         f"with >= {PRECISION_TARGET:.0%} right at or above them on the development split.\n"
-        f"{body}\nDOCQA_CONFIDENCE_FIT='{fit_json(report.model)}'"
+        f"{body}\n\nDeclining answers under a fitted P(right) (DOCQA_DECLINE_BELOW), on the "
+        f"held-out questions, answered or declined:\n{decline_table}\n"
+        f"DOCQA_CONFIDENCE_FIT='{fit_json(report.model)}'"
     )

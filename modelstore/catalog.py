@@ -118,6 +118,8 @@ class ModelSpec:
     # cosines the retrieval part is measured in.
     confidence_fit: tuple[tuple[str, float], ...] | None = None
     confidence_fit_embedder: str | None = None
+    # With that fit: decline an answer whose fitted P(right) is under this (DOCQA_DECLINE_BELOW).
+    decline_below: float | None = None
 
 
 def _parts(prefix: str, version: str, pins: list[tuple[int, str]]) -> tuple[Part, ...]:

@@ -14,7 +14,13 @@ from app.answer.confidence import ConfidenceFit
 from config.settings import ConfigFileError, Settings, load_settings, origin_of
 from docqa.cli.main import app
 from modelstore.catalog import MODELS, QWEN_15B
-from wiring.compose import answer_config, answerable_floor, confidence_fit, rerank_enabled
+from wiring.compose import (
+    answer_config,
+    answerable_floor,
+    confidence_fit,
+    decline_below,
+    rerank_enabled,
+)
 
 
 def _toml(tmp_path: Path, text: str) -> Path:
@@ -177,6 +183,14 @@ def test_the_confidence_fit_is_the_setting_or_the_generators_with_its_embedder(
     assert confidence_fit(Settings(profile="test", confidence_fit=own)) == ConfidenceFit(
         0.5, answerable=1.0
     )
+    assert decline_below(Settings(profile="default")) is None  # the catalog fit has none
+    monkeypatch.setitem(MODELS, QWEN_15B.name, dataclasses.replace(fitted, decline_below=0.3))
+    assert decline_below(Settings(profile="default")) == 0.3
+    assert answer_config(Settings(profile="default")).decline_below == 0.3
+    assert decline_below(Settings(profile="default", decline_below=0.4)) == 0.4
+    # A user's own fit does not take the catalog's threshold, fitted for another confidence.
+    assert decline_below(Settings(profile="default", confidence_fit=own)) is None
+    assert decline_below(Settings(profile="default", embedder="all-minilm-l6-v2")) is None
     with pytest.raises(ValueError, match="DOCQA_CONFIDENCE_FIT needs an intercept"):
         confidence_fit(Settings(confidence_fit={"support": 1.0}))
     with pytest.raises(ValueError, match="got \\['intercept', 'typo'\\]"):

@@ -161,7 +161,29 @@ def answer_config(settings: Settings) -> AnswerConfig:
         answerable_floor=answerable_floor(settings),
         generation_timeout_s=settings.generation_timeout_s,
         confidence_fit=confidence_fit(settings),
+        decline_below=decline_below(settings),
     )
+
+
+def _catalog_fit(settings: Settings) -> ModelSpec | None:
+    """The generator's spec when its catalog fit applies: fitted, with the embedder in use, and
+    not a remote generator (whose P(yes) and log-probabilities are another model's)."""
+    if settings.generator_url:
+        return None
+    models = models_for(settings)
+    spec = models.generator
+    if spec.confidence_fit is None or spec.confidence_fit_embedder != models.embedder.name:
+        return None
+    return spec
+
+
+def decline_below(settings: Settings) -> float | None:
+    """DOCQA_DECLINE_BELOW when set; else the catalog's, with the catalog's fit only (a user's
+    own fit comes with its own threshold or none)."""
+    if settings.decline_below is not None:
+        return settings.decline_below
+    spec = None if settings.confidence_fit is not None else _catalog_fit(settings)
+    return None if spec is None else spec.decline_below
 
 
 def confidence_fit(settings: Settings) -> ConfidenceFit | None:
@@ -170,11 +192,8 @@ def confidence_fit(settings: Settings) -> ConfidenceFit | None:
     weighted sum. A remote generator has none: its P(yes) and log-probabilities are another
     model's."""
     chosen: dict[str, float] | None = settings.confidence_fit
-    if chosen is None and not settings.generator_url:
-        models = models_for(settings)
-        spec = models.generator
-        if spec.confidence_fit is not None and spec.confidence_fit_embedder == models.embedder.name:
-            chosen = dict(spec.confidence_fit)
+    if chosen is None and (spec := _catalog_fit(settings)) is not None:
+        chosen = dict(spec.confidence_fit or ())
     if chosen is None:
         return None
     unknown = set(chosen) - {"intercept", *FIT_FEATURES}

@@ -179,3 +179,22 @@ def test_a_fitted_confidence_is_its_probability_when_p_yes_was_asked(services: S
     weighted = 0.4 * parts.retrieval + 0.4 * parts.support + 0.2 * parts.certainty
     assert unasked.confidence == pytest.approx(weighted, abs=1e-4)
     assert abs(weighted - expected) > 0.01  # so the two cases are told apart
+
+
+def test_a_fitted_p_right_under_decline_below_declines_and_keeps_its_parts(
+    services: Services,
+) -> None:
+    """DOCQA_DECLINE_BELOW: an answer the fit gives too little chance becomes a decline, in the
+    question's language, with its parts kept for replays; without a fit nothing is declined."""
+    fit = ConfidenceFit(intercept=-4.0, answerable=3.0)  # P(yes) 0.9: P(right) 0.21
+    fake = FakeGenerator(["API keys rotate every 30 days [1]."] * 3, judge=lambda _: 0.9)
+    strict = _service(fake, answerable_floor=0.3, confidence_fit=fit, decline_below=0.3)
+    plan = strict.plan(services.retriever("docs"), QUESTION, 5, None)
+    answer = strict.finish(plan, strict.generate(plan), answerable=0.9)
+    assert answer.declined and answer.outcome == "declined" and answer.citations == []
+    assert answer.parts is not None and answer.parts.support is not None  # kept
+    assert answer.completion_tokens > 0
+    lenient = _service(fake, answerable_floor=0.3, confidence_fit=fit, decline_below=0.2)
+    assert not lenient.finish(plan, lenient.generate(plan), answerable=0.9).declined
+    unfitted = _service(fake, answerable_floor=0.3, decline_below=0.99)
+    assert not unfitted.finish(plan, unfitted.generate(plan), answerable=0.9).declined

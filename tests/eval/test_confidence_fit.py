@@ -16,6 +16,7 @@ from config.settings import load_settings
 from docqa.cli.main import app
 from eval.confidence_fit import (
     Example,
+    declines,
     examples,
     fit_and_check,
     fitted_confidences,
@@ -53,6 +54,13 @@ def _record(
 PARTS = {"retrieval": 0.9, "support": 1.0, "certainty": 0.6}
 
 
+def _answer(
+    name: str, qid: str, parts: Parts, p_yes: float | None, right: bool, answerable: bool = True
+) -> Example:
+    """An answered question; the recorded (weighted-sum) confidence is 0.8 for all."""
+    return Example(name, qid, answerable, right, False, parts, p_yes, 0.8)
+
+
 def test_only_answers_with_every_part_are_examples_and_unanswerable_answers_are_wrong() -> None:
     records = [
         _record("ok", True, PARTS, 0.9),
@@ -64,20 +72,26 @@ def test_only_answers_with_every_part_are_examples_and_unanswerable_answers_are_
         _record("unjudged", True, PARTS, 0.9, metrics={"correct": None}),
     ]
     got = examples("set", records, floor=0.6)
-    assert [(e.id, e.right) for e in got] == [("ok", True), ("invented", False)]
+    assert [(e.id, e.right, e.declined) for e in got] == [
+        ("ok", True, False),
+        ("invented", False, False),
+        ("under-floor", False, True),  # P(yes) 0.5 under the replayed floor
+        ("declined", False, True),
+    ]
     assert got[0].parts == Parts(0.9, 1.0, 0.6) and got[0].p_answerable == 0.9
+    assert got[2].parts is None and got[2].answerable
 
 
 def test_the_split_is_stable_per_question_whatever_else_is_pooled() -> None:
     pool = [
-        Example("xquad", f"q{i}", Parts(0.5, 0.5, 0.5), 0.5, 0.5, i % 2 == 0) for i in range(400)
+        _answer("xquad", f"q{i}", Parts(0.5, 0.5, 0.5), 0.5, right=i % 2 == 0) for i in range(400)
     ]
     dev, held = split(pool, seed=3, dev_share=0.5)
     assert 150 < len(dev) < 250 and len(dev) + len(held) == 400
     alone = split(pool[:10], seed=3, dev_share=0.5)[0]
     assert [e.id for e in alone] == [e.id for e in dev if int(e.id[1:]) < 10]
     assert split(pool, seed=4, dev_share=0.5)[0] != dev  # another seed, another split
-    same_id_other_set = Example("cmrc", "q1", Parts(0.5, 0.5, 0.5), 0.5, 0.5, True)
+    same_id_other_set = _answer("cmrc", "q1", Parts(0.5, 0.5, 0.5), 0.5, right=True)
     assert isinstance(in_dev(same_id_other_set, 3, 0.5), bool)
 
 
@@ -91,7 +105,7 @@ def _synthetic(n: int, seed: int) -> list[Example]:
         support = min(1.0, max(0.0, rng.gauss(0.85 if right else 0.45, 0.2)))
         p_yes = min(1.0, max(0.0, rng.gauss(0.9 if right else 0.6, 0.15)))
         parts = Parts(rng.random(), support, rng.random())
-        out.append(Example("synthetic", f"s{i}", parts, p_yes, 0.8, right))
+        out.append(_answer("synthetic", f"s{i}", parts, p_yes, right=right))
     return out
 
 
@@ -109,8 +123,8 @@ def test_the_fit_is_calibrated_and_separates_where_the_weighted_sum_does_not() -
 
 def test_without_p_yes_the_service_falls_back_to_the_weighted_sum() -> None:
     fit = ConfidenceFit(intercept=-1.0, support=2.0, answerable=3.0)
-    asked = Example("s", "a", Parts(0.5, 1.0, 0.5), 0.9, 0.8, True)
-    not_asked = Example("s", "b", Parts(0.5, 1.0, 0.5), None, 0.8, True)
+    asked = _answer("s", "a", Parts(0.5, 1.0, 0.5), 0.9, right=True)
+    not_asked = _answer("s", "b", Parts(0.5, 1.0, 0.5), None, right=True)
     got = fitted_confidences(fit, [asked, not_asked])
     assert got[0] == fit.probability(asked.parts, 0.9)
     assert got[1] == pytest.approx(0.4 * 0.5 + 0.4 * 1.0 + 0.2 * 0.5)
@@ -142,6 +156,7 @@ def test_the_cli_prints_a_fit_the_settings_take(
     )
     assert result.exit_code == 0, result.output
     assert "held-out" in result.output and "development" in result.output
+    assert "decline below" in result.output and "decline recall" in result.output
     line = next(x for x in result.output.splitlines() if x.startswith("DOCQA_CONFIDENCE_FIT="))
     monkeypatch.setenv("DOCQA_CONFIDENCE_FIT", line.split("=", 1)[1].strip("'"))
     fit = confidence_fit(load_settings())
@@ -151,3 +166,28 @@ def test_the_cli_prints_a_fit_the_settings_take(
         app, ["eval", "fit-confidence", run.path.name, "--runs-dir", str(runs), "--features", "x"]
     )
     assert bad.exit_code == 2 and "--features takes" in bad.output
+
+
+def test_declining_under_a_fitted_p_right_trades_answerable_declines_for_recall() -> None:
+    """DOCQA_DECLINE_BELOW replayed: an answer whose fitted P(right) is under it becomes a
+    decline. Unsupported answers to unanswerable questions go first; the run's own declines stay."""
+    rng = random.Random(5)
+    pool = []
+    for i in range(600):
+        kind = rng.choice(["right", "wrong", "invented"])
+        support = rng.gauss({"right": 0.9, "wrong": 0.6, "invented": 0.3}[kind], 0.1)
+        parts = Parts(0.5, min(1.0, max(0.0, support)), 0.5)
+        pool.append(
+            _answer("s", f"q{i}", parts, 0.8, right=kind == "right", answerable=kind != "invented")
+        )
+    pool.append(Example("s", "run-declined", False, False, True, None, 0.1, None))
+    fit = ConfidenceFit(intercept=-8.0, support=10.0)  # P(right) 0.5 at support 0.8
+    none, half = declines(fit, pool, [None, 0.5])
+    n_unanswerable = sum(not e.answerable for e in pool)
+    assert none.decline_recall == pytest.approx(1 / n_unanswerable)  # the run's own decline only
+    assert none.answerable_declined == 0.0
+    assert half.decline_recall is not None and half.decline_recall > 0.95
+    assert half.answerable_declined is not None and 0.2 < half.answerable_declined < 0.6
+    assert half.answers_right is not None and none.answers_right is not None
+    assert half.answers_right > 0.9 > none.answers_right
+    assert fit_and_check(pool, seed=0).declines[0].below is None  # the grid starts at none
