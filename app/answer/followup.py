@@ -5,7 +5,10 @@ its rules and examples in the fixed system message, so llama.cpp reuses their KV
 rewrite is used only when it is one line, one question (a question mark when the asker used
 one: the 1.5B model sometimes answers instead, "orbit-scheduler 的监听端口是 8450。"), in the
 asker's language, not a copy of an earlier turn, not the question back unchanged while it still
-points into the conversation ("那 VPN 呢？"), and not out of proportion to what was asked. The
+points into the conversation ("那 VPN 呢？"), not the earlier question reworded without any word
+the follow-up adds to it (after "How long does a production session last ...?", "And production
+access itself?" came back as "What is the duration of a production session ...?"), and not out
+of proportion to what was asked. The
 rewrite is both the retrieval query and the question the answer prompt carries. Otherwise (or
 when the model failed) a deterministic fallback stands in, and the reason is logged: the
 question with the previous user question it follows up on, as one line. The fallback is never
@@ -29,6 +32,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from app.answer.units import unit_set
 from prompts.template import Messages, PromptTemplate, named
 from text.language import detect_language
 
@@ -45,6 +49,12 @@ _REFERENCE = re.compile(
     r"\b(it|its|they|them|their|that|this|these|those|he|she|him|her|and|about)\b|[它这那呢]",
     re.I,
 )
+
+
+# A word of Latin script (content units of Chinese are characters and bigrams, which a right
+# rewrite replaces: 它们 -> 部署日志).
+_WORD = re.compile(r"[a-z0-9][a-z0-9'-]*")
+REWORDED = 0.5  # shared content units (Jaccard) that make a rewrite the earlier question again
 
 
 @dataclass(frozen=True)
@@ -100,7 +110,23 @@ def _unusable(
     earlier = {_key(t["content"]) for t in history}
     if _key(text) in earlier and _key(text) != _key(question):
         return "copies an earlier turn"
+    if _rewords(text, previous) and (dropped := _dropped(text, question, previous)):
+        return f"rewords the earlier question, without what the follow-up adds ({dropped})"
     return None
+
+
+def _rewords(text: str, previous: str) -> bool:
+    """Whether ``text`` is the earlier question reworded: at least half of the content units of
+    the two are shared (Jaccard)."""
+    a, b = unit_set(text), unit_set(previous)
+    return bool(a | b) and len(a & b) / len(a | b) >= REWORDED
+
+
+def _dropped(text: str, question: str, previous: str) -> str:
+    """The Latin-script words the follow-up adds to the earlier question, when ``text`` keeps
+    none of them ("" otherwise)."""
+    added = sorted(w for w in unit_set(question) - unit_set(previous) if _WORD.fullmatch(w))
+    return ", ".join(added) if added and not set(added) & unit_set(text) else ""
 
 
 def _clean(text: str) -> str:

@@ -103,3 +103,29 @@ def test_an_unchanged_rewrite_that_leaves_a_reference_falls_back() -> None:
     assert standalone("And who owns it?", HISTORY, "And who owns it?").source == "fallback"
     standalone_question = "Which port does orbit-scheduler use?"
     assert standalone(standalone_question, HISTORY, standalone_question).source == "model"
+
+
+def test_a_rewrite_that_drops_what_the_follow_up_adds_falls_back() -> None:
+    """The default profile's model rewrote "And production access itself?" into the earlier
+    question reworded: "access" was gone, and the answer was the session's 8 hours."""
+    earlier = "How long does a production session last before the user must sign in again?"
+    history = [
+        {"role": "user", "content": earlier},
+        {"role": "assistant", "content": "A production session expires after 8 hours. [1]"},
+    ]
+    reworded = "What is the duration of a production session before the user must sign in again?"
+    got = standalone(reworded, history, "And production access itself?")
+    assert got.source == "fallback" and "rewords the earlier question" in got.reason
+    assert "access" in got.reason
+    right = "How long does production access last?"
+    assert standalone(right, history, "And production access itself?").source == "model"
+    # Words the earlier question already had are no test; Chinese characters are none either.
+    assert standalone("Who owns orbit-agent?", HISTORY, "And who owns it?").source == "model"
+    zh = [
+        {"role": "user", "content": "Orbit 的部署日志保留多久？"},
+        {"role": "assistant", "content": "90 天。"},
+    ]
+    assert (
+        standalone("在哪里可以查看 Orbit 的部署日志？", zh, "在哪里可以查看它们？").source
+        == "model"
+    )
