@@ -8,6 +8,7 @@ questions it never saw, without asking anything again.
 
 - Population: what the low-confidence flag acts on, the answers a floor lets through (declines
   removed, as ``eval.replay`` does it); an answer to an unanswerable question counts as wrong.
+  The declines are kept beside them, for replaying ``DOCQA_DECLINE_BELOW`` on every question.
 - Label: the run's ``correct`` (gold-answer recall >= 0.75, checked against hand labels: see
   docs/EVALUATION.md).
 - Split: by a hash of (seed, set, question id), so a question is on one side whatever else is
