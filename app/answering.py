@@ -279,13 +279,8 @@ class AnswerService:
     def unsupported(self, confidence: float, p_answerable: float | None) -> bool:
         """Whether a fitted confidence declines the answer: under ``decline_below``. Only a
         fitted P(right) does (a weighted sum is no probability), and only where it applied."""
-        fit, below = self.config.confidence_fit, self.config.decline_below
-        return (
-            fit is not None
-            and below is not None
-            and fit.applies(p_answerable)
-            and confidence < below
-        )
+        fit = self.config.confidence_fit
+        return fit is not None and fit.declines(confidence, p_answerable, self.config.decline_below)
 
     def _declined(
         self, plan: Plan, timings: dict[str, float], parts: Parts | None = None

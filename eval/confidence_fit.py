@@ -203,15 +203,14 @@ def declines(
 ) -> list[Declines]:
     """``DOCQA_DECLINE_BELOW`` replayed: the service declines an answer whose fitted P(right) is
     under it, so an unsupported answer becomes a decline instead of a flagged answer."""
+    # Each answer's fitted P(right) once; a decline by the run has none and stays declined.
+    values = [None if e.declined else fitted_confidence(model, e) for e in pool]
     rows = []
     for below in levels:
         left: list[tuple[float, bool]] = []
         declined = {True: 0, False: 0}  # by answerable
-        for e in pool:
-            value = None if e.declined else fitted_confidence(model, e)
-            if value is None or (
-                below is not None and model.applies(e.p_answerable) and value < below
-            ):
+        for e, value in zip(pool, values, strict=True):
+            if value is None or model.declines(value, e.p_answerable, below):
                 declined[e.answerable] += 1
             else:
                 left.append((value, e.right))

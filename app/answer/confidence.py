@@ -141,6 +141,11 @@ class ConfidenceFit:
     def applies(self, p_answerable: float | None) -> bool:
         return self.answerable == 0.0 or p_answerable is not None
 
+    def declines(self, value: float, p_answerable: float | None, below: float | None) -> bool:
+        """Whether an answer of fitted P(right) ``value`` is declined under ``below``
+        (DOCQA_DECLINE_BELOW): only where the fit applied (a weighted sum is no probability)."""
+        return below is not None and self.applies(p_answerable) and value < below
+
     def probability(self, parts: Parts, p_answerable: float | None) -> float:
         z = (
             self.intercept
