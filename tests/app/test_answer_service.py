@@ -186,7 +186,7 @@ def test_a_fitted_p_right_under_decline_below_declines_and_keeps_its_parts(
 ) -> None:
     """DOCQA_DECLINE_BELOW: an answer the fit gives too little chance becomes a decline, in the
     question's language, with its parts kept for replays; without a fit nothing is declined."""
-    fit = ConfidenceFit(intercept=-4.0, answerable=3.0)  # P(yes) 0.9: P(right) 0.21
+    fit = ConfidenceFit(intercept=-4.0, answerable=1.0)  # P(yes) 0.9 (log-odds 2.2): 0.14
     fake = FakeGenerator(["API keys rotate every 30 days [1]."] * 3, judge=lambda _: 0.9)
     strict = _service(fake, answerable_floor=0.3, confidence_fit=fit, decline_below=0.3)
     plan = strict.plan(services.retriever("docs"), QUESTION, 5, None)
@@ -194,7 +194,7 @@ def test_a_fitted_p_right_under_decline_below_declines_and_keeps_its_parts(
     assert answer.declined and answer.outcome == "declined" and answer.citations == []
     assert answer.parts is not None and answer.parts.support is not None  # kept
     assert answer.completion_tokens > 0
-    lenient = _service(fake, answerable_floor=0.3, confidence_fit=fit, decline_below=0.2)
+    lenient = _service(fake, answerable_floor=0.3, confidence_fit=fit, decline_below=0.1)
     assert not lenient.finish(plan, lenient.generate(plan), answerable=0.9).declined
     unfitted = _service(fake, answerable_floor=0.3, decline_below=0.99)
     assert not unfitted.finish(plan, unfitted.generate(plan), answerable=0.9).declined

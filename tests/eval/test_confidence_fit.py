@@ -4,6 +4,7 @@ calibrated where the weighted sum is not, and the CLI whose output the service t
 from __future__ import annotations
 
 import json
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from eval.confidence_fit import (
     Example,
     declines,
     examples,
+    features,
+    fit,
     fit_and_check,
     fitted_confidences,
     in_dev,
@@ -191,3 +194,32 @@ def test_declining_under_a_fitted_p_right_trades_answerable_declines_for_recall(
     assert half.answers_right is not None and none.answers_right is not None
     assert half.answers_right > 0.9 > none.answers_right
     assert fit_and_check(pool, seed=0).declines[0].below is None  # the grid starts at none
+
+
+def test_p_yes_enters_the_fit_as_its_log_odds() -> None:
+    """P(yes) is a sigmoid already: a fit of weight 1 on its log-odds gives it back, and the
+    service and the fitting read the same inputs (``fit_inputs``)."""
+    parts = Parts(0.5, 1.0, 0.5)
+    alone = ConfidenceFit(intercept=0.0, answerable=1.0)
+    assert alone.probability(parts, 0.9) == pytest.approx(0.9)
+    assert alone.probability(parts, 0.2) == pytest.approx(0.2)
+    assert alone.probability(parts, 1.0) == pytest.approx(0.9999, abs=1e-4)  # clipped, finite
+    example = _answer("s", "q", parts, 0.9, right=True)
+    assert features(example, ("support", "answerable")) == pytest.approx([1.0, math.log(9.0)])
+    huge = ConfidenceFit(intercept=-1e6, support=1.0)  # no overflow for a wild fit
+    assert huge.probability(parts, None) == 0.0
+
+
+def test_the_regularization_is_chosen_on_the_development_split() -> None:
+    """A fixed C=1 shrinks a clear signal on [0, 1] inputs into a flat P(right) (0.31-0.92
+    here), which flags and declines nothing; the cross-validated strength keeps its range."""
+    rng = random.Random(7)
+    pool = []
+    for i in range(200):
+        right = rng.random() < 0.7
+        support = min(1.0, max(0.0, rng.gauss(0.85 if right else 0.6, 0.08)))
+        pool.append(_answer("s", f"q{i}", Parts(0.5, support, 0.5), None, right=right))
+    values = fitted_confidences(fit(pool, ("support",)), pool)
+    assert min(values) < 0.05 and max(values) > 0.99
+    few = [_answer("s", f"f{i}", Parts(0.5, i / 4, 0.5), None, right=i > 0) for i in range(5)]
+    assert fit(few, ("support",)).support > 0  # one wrong answer: no folds, C=1
