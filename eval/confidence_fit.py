@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from app.answer.confidence import FIT_FEATURES, ConfidenceFit, Parts, combine, fit_inputs
-from eval.calibration import auroc, expected_calibration_error
+from eval.calibration import auroc, expected_calibration_error, reliability_bins
 from eval.compare import shown, shown_share, table
 from eval.replay import Floor, check_floor, declined_under
 from eval.store import Run
@@ -259,6 +259,10 @@ class FitReport:
     fitted: Scored  # the fit on the held-out answers, its threshold from dev
     fitted_dev: Scored
     declines: list[Declines]  # on the held-out questions, answered or not
+    # Each held-out answer's recorded and fitted confidence and whether it was right.
+    held_recorded: list[float]
+    held_fitted: list[float]
+    held_right: list[bool]
 
 
 def fit_and_check(
@@ -277,14 +281,41 @@ def fit_and_check(
     held_right = [e.right for e in held]
     fit_t = threshold_for(dev_fit, dev_right)
     shipped_t = threshold_for([e.shipped or 0.0 for e in dev], dev_right)
+    held_recorded = [e.shipped or 0.0 for e in held]
+    held_fitted = fitted_confidences(model, held)
     return FitReport(
         model=model,
         dev=len(dev),
         held=len(held),
-        shipped=score([e.shipped or 0.0 for e in held], held_right, shipped_t),
-        fitted=score(fitted_confidences(model, held), held_right, fit_t),
+        shipped=score(held_recorded, held_right, shipped_t),
+        fitted=score(held_fitted, held_right, fit_t),
         fitted_dev=score(dev_fit, dev_right, fit_t),
         declines=declines(model, held_all),
+        held_recorded=held_recorded,
+        held_fitted=held_fitted,
+        held_right=held_right,
+    )
+
+
+def reliability_plot(report: FitReport) -> bytes:
+    """A PNG: the reliability diagrams of the recorded and the fitted confidence on the
+    held-out answers, side by side (for docs/EVALUATION.md)."""
+    from eval.plots import reliability_figure
+
+    def bins(values: Sequence[float]) -> list[dict[str, Any]]:
+        return [asdict(b) for b in reliability_bins(values, report.held_right)]
+
+    return reliability_figure(
+        [
+            (
+                f"recorded (weighted sum), held-out: ECE {shown(report.shipped.ece)}",
+                bins(report.held_recorded),
+            ),
+            (
+                f"fitted P(right), held-out: ECE {shown(report.fitted.ece)}",
+                bins(report.held_fitted),
+            ),
+        ]
     )
 
 

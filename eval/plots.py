@@ -16,20 +16,28 @@ STAGES = ("embed", "retrieve", "rerank", "generate")
 _BLUE, _ORANGE, _GREEN, _RED, _GREY = "#3b6ea8", "#e08a2c", "#3a9a5b", "#c8443a", "#999999"
 
 
-def _png(fig: Figure) -> str:
+def _png_bytes(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
 
 
-def reliability_png(bins: Sequence[dict[str, Any]], bins_answered: Sequence[dict[str, Any]]) -> str:
-    """Accuracy per confidence bin against the diagonal, for all judged questions and for the
-    answered ones; the bar width shows the bin, the labels its count."""
-    fig = Figure(figsize=(9, 4.2))
-    for ax, data, title in (
-        (fig.add_subplot(1, 2, 1), bins, "all judged questions (declines included)"),
-        (fig.add_subplot(1, 2, 2), bins_answered, "answered questions only"),
-    ):
+def _png(fig: Figure) -> str:
+    return base64.b64encode(_png_bytes(fig)).decode("ascii")
+
+
+def reliability_png(panels: Sequence[tuple[str, Sequence[dict[str, Any]]]]) -> str:
+    """`reliability_figure` as base64, for an HTML report."""
+    return base64.b64encode(reliability_figure(panels)).decode("ascii")
+
+
+def reliability_figure(panels: Sequence[tuple[str, Sequence[dict[str, Any]]]]) -> bytes:
+    """A PNG: accuracy per confidence bin against the diagonal, one panel per (title, bins) side
+    by side (bins as ``eval.calibration.reliability_bins`` gives them, as dicts); the bar width
+    shows the bin, the labels its count."""
+    fig = Figure(figsize=(4.5 * len(panels), 4.2))
+    for i, (title, data) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
         ax.plot([0, 1], [0, 1], linestyle="--", color=_GREY, label="perfect calibration")
         full = [b for b in data if b["count"]]
         ax.bar(
@@ -65,7 +73,7 @@ def reliability_png(bins: Sequence[dict[str, Any]], bins_answered: Sequence[dict
         ax.set_title(title, fontsize=10)
     handles, labels = fig.axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, fontsize=8)
-    return _png(fig)
+    return _png_bytes(fig)
 
 
 def confidence_png(confidences: Sequence[float], correct: Sequence[bool]) -> str:

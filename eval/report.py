@@ -157,12 +157,17 @@ def render(
     judged = [r for r in records if r["metrics"].get("correct") is not None and not r.get("error")]
     figures = []
     if judged:
+        panels = [
+            ("all judged questions (declines included)", cal["bins"]),
+            ("answered questions only", cal["bins_answered"]),
+        ]
         figures.append(
             "<h2>Calibration</h2><p>Reliability diagram: the share of right answers in each "
             "confidence bin against the diagonal of perfect calibration; the numbers are the "
-            "questions per bin. Right := F1 ≥ 0.5 (answerable) or declined (unanswerable)."
-            f"</p><img alt='reliability diagram' src='data:image/png;base64,"
-            f"{reliability_png(cal['bins'], cal['bins_answered'])}'>"
+            "questions per bin. Right := the answer holds ≥ 75% of the gold answer's tokens "
+            "(answerable) or declined (unanswerable)."
+            "</p><img alt='reliability diagram' src='data:image/png;base64,"
+            f"{reliability_png(panels)}'>"
             "<p>Confidence of right and wrong answers:</p><img alt='confidence histogram' "
             "src='data:image/png;base64,"
             f"{confidence_png([r['confidence'] for r in judged], [r['metrics']['correct'] for r in judged])}'>"  # noqa: E501

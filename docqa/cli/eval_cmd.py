@@ -267,12 +267,17 @@ def fit_confidence(
         "--features",
         help="What the fit weighs, comma-separated.",
     ),
+    plot: Path | None = typer.Option(
+        None,
+        "--plot",
+        help="Also write the held-out reliability diagrams (recorded and fitted) to this PNG.",
+    ),
     runs_dir: Path | None = typer.Option(None, "--runs-dir", help="Overrides DOCQA_RUNS_DIR."),
 ) -> None:
     """Fit the confidence (P(right)) on recorded runs, check it on held-out questions, and print
     it as DOCQA_CONFIDENCE_FIT."""
     from app.answer.confidence import FIT_FEATURES
-    from eval.confidence_fit import fit_and_check, pooled_examples, report_text
+    from eval.confidence_fit import fit_and_check, pooled_examples, reliability_plot, report_text
     from eval.errors import EvalError
     from eval.replay import default_floor, parse_floor
     from eval.store import resolve_run
@@ -290,6 +295,10 @@ def fit_confidence(
     except ValueError as exc:
         raise _fail(EvalError(str(exc)), 2) from exc
     typer.echo(report_text(report))
+    if plot is not None:
+        plot.parent.mkdir(parents=True, exist_ok=True)
+        plot.write_bytes(reliability_plot(report))
+        typer.echo(f"reliability diagrams: {plot}")
 
 
 @app.command("compare")

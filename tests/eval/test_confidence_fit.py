@@ -154,10 +154,23 @@ def test_the_cli_prints_a_fit_the_settings_take(
     ]
     lines = "".join(json.dumps(r) + "\n" for r in records)
     (run.path / "per_question.jsonl").write_text(lines, encoding="utf-8")
+    plot = tmp_path / "plots" / "reliability.png"
     result = CliRunner().invoke(
-        app, ["eval", "fit-confidence", run.path.name, "--runs-dir", str(runs), "--seed", "1"]
+        app,
+        [
+            "eval",
+            "fit-confidence",
+            run.path.name,
+            "--runs-dir",
+            str(runs),
+            "--seed",
+            "1",
+            "--plot",
+            str(plot),
+        ],
     )
     assert result.exit_code == 0, result.output
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
     assert "held-out" in result.output and "development" in result.output
     assert "decline below" in result.output and "decline recall" in result.output
     line = next(x for x in result.output.splitlines() if x.startswith("DOCQA_CONFIDENCE_FIT="))
