@@ -30,7 +30,7 @@ from typing import Any
 from app.answer.confidence import FIT_FEATURES, ConfidenceFit, Parts, combine, fit_inputs
 from eval.calibration import auroc, expected_calibration_error, reliability_bins
 from eval.compare import shown, shown_share, table
-from eval.replay import Floor, check_floor, declined_under
+from eval.replay import Floor, check_floor, declined_under, recorded_parts
 from eval.store import Run
 
 PRECISION_TARGET = 0.9  # issue 11: answers at or above the low-confidence threshold, >= 90% right
@@ -70,11 +70,9 @@ def examples(name: str, records: Sequence[Mapping[str, Any]], floor: Floor) -> l
         if correct is None or r.get("degraded") or r.get("error"):
             continue
         p = None if r.get("p_answerable") is None else float(r["p_answerable"])
-        parts = r.get("confidence_parts") or {}
+        parts = recorded_parts(r)
         declined = declined_under(r, floor)
-        if not declined and any(
-            parts.get(k) is None for k in ("retrieval", "support", "certainty")
-        ):
+        if not declined and parts is None:
             continue
         out.append(
             Example(
@@ -83,11 +81,7 @@ def examples(name: str, records: Sequence[Mapping[str, Any]], floor: Floor) -> l
                 answerable=bool(r["answerable"]),
                 right=not declined and bool(r["answerable"] and correct),
                 declined=declined,
-                parts=None
-                if declined
-                else Parts(
-                    float(parts["retrieval"]), float(parts["support"]), float(parts["certainty"])
-                ),
+                parts=None if declined else parts,
                 p_answerable=p,
                 shipped=None if declined else float(r["confidence"]),
             )

@@ -14,6 +14,11 @@ the low-confidence flag acts on.
 A floor may differ by the question's language (``en:0.70/zh:0.80``): P(yes) runs lower in
 English than in Chinese for the default profile's model.
 
+A fitted confidence (``DOCQA_CONFIDENCE_FIT``, or the catalog's) is replayed too: the runs record
+every answer's confidence parts and P(yes), so each answer's fitted P(right) is what the service
+computes (``ConfidenceFit.probability``), and ``DOCQA_DECLINE_BELOW`` declines the answers under
+it (``ConfidenceFit.declines``, the service's own rule).
+
 Several runs (a matrix's sets) may be pooled: the thresholds are global settings, chosen on all
 of them together, and each set is reported too.
 """
@@ -24,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from app.answer.confidence import ConfidenceFit, Parts
 from eval.calibration import auroc, expected_calibration_error
 from eval.compare import shown, shown_share
 from eval.errors import EvalError
@@ -130,29 +136,63 @@ def declined_under(record: Mapping[str, Any], floor: Floor) -> bool:
     return bool(record["declined"]) or (limit is not None and p is not None and p < limit)
 
 
-def replay(records: Sequence[Mapping[str, Any]], floor: Floor, low_confidence: float) -> Replayed:
-    """The decline and calibration metrics of ``records`` under ``floor`` and
-    ``low_confidence`` (``check_floor`` first: this function trusts the floor is replayable)."""
+def recorded_parts(record: Mapping[str, Any]) -> Parts | None:
+    """The answer's confidence parts as the run recorded them; None for a decline or a run made
+    before they were recorded."""
+    parts = record.get("confidence_parts") or {}
+    if any(parts.get(k) is None for k in ("retrieval", "support", "certainty")):
+        return None
+    return Parts(float(parts["retrieval"]), float(parts["support"]), float(parts["certainty"]))
+
+
+def outcome(
+    record: Mapping[str, Any],
+    floor: Floor,
+    fit: ConfidenceFit | None = None,
+    decline_below: float | None = None,
+) -> tuple[bool, float]:
+    """(declined, confidence) as the service would have answered this recorded question: the
+    floor first, then the fitted P(right) where a fit applies (its parts and P(yes) recorded),
+    declined under ``decline_below``; else the recorded confidence."""
+    confidence = float(record.get("confidence") or 0.0)
+    if declined_under(record, floor):
+        return True, confidence
+    p = record.get("p_answerable")
+    parts = recorded_parts(record)
+    if fit is None or parts is None or not fit.applies(p):
+        return False, confidence
+    value = fit.probability(parts, None if p is None else float(p))
+    return fit.declines(value, p, decline_below), value
+
+
+def replay(
+    records: Sequence[Mapping[str, Any]],
+    floor: Floor,
+    low_confidence: float,
+    fit: ConfidenceFit | None = None,
+    decline_below: float | None = None,
+) -> Replayed:
+    """The decline and calibration metrics of ``records`` under ``floor``, ``low_confidence``
+    and, if given, a confidence fit and its decline level (``check_floor`` first: this function
+    trusts the floor is replayable)."""
     judged = [r for r in records if (r.get("metrics") or {}).get("correct") is not None]
-    answerable = [r for r in judged if r["answerable"]]
-    unanswerable = [r for r in judged if not r["answerable"]]
-
-    def declined(r: Mapping[str, Any]) -> bool:
-        return declined_under(r, floor)
-
-    answered = [r for r in judged if not declined(r)]
+    outcomes = [outcome(r, floor, fit, decline_below) for r in judged]
+    declined = [d for d, _ in outcomes]
+    answerable = [i for i, r in enumerate(judged) if r["answerable"]]
+    unanswerable = [i for i, r in enumerate(judged) if not r["answerable"]]
+    answered = [i for i in range(len(judged)) if not declined[i]]
     # An answer to an unanswerable question is wrong whatever it says.
-    right = [bool(r["answerable"] and r["metrics"]["correct"]) for r in answered]
-    conf = [float(r["confidence"]) for r in answered]
+    right = [bool(judged[i]["answerable"] and judged[i]["metrics"]["correct"]) for i in answered]
+    conf = [outcomes[i][1] for i in answered]
     kept = [ok for ok, c in zip(right, conf, strict=True) if c >= low_confidence]
     return Replayed(
         questions=len(judged),
         answerable=len(answerable),
         unanswerable=len(unanswerable),
-        answerable_declined=_share(sum(map(declined, answerable)), len(answerable)),
-        decline_recall=_share(sum(map(declined, unanswerable)), len(unanswerable)),
+        answerable_declined=_share(sum(declined[i] for i in answerable), len(answerable)),
+        decline_recall=_share(sum(declined[i] for i in unanswerable), len(unanswerable)),
         right_answerable=_share(
-            sum(bool(r["metrics"]["correct"]) and not declined(r) for r in answerable),
+            sum(bool(judged[i]["metrics"]["correct"]) and not declined[i] for i in answerable),
             len(answerable),
         ),
         kept=len(kept),
@@ -164,9 +204,13 @@ def replay(records: Sequence[Mapping[str, Any]], floor: Floor, low_confidence: f
 
 
 def replay_rows(
-    runs: Sequence[Run], floors: Sequence[Floor], thresholds: Sequence[float]
+    runs: Sequence[Run],
+    floors: Sequence[Floor],
+    thresholds: Sequence[float],
+    fit: ConfidenceFit | None = None,
+    declines_below: Sequence[float | None] = (None,),
 ) -> list[list[str]]:
-    """One row per (set or "all", floor, threshold)."""
+    """One row per (set or "all", floor, decline level, threshold)."""
     for floor in floors:
         check_floor(runs, floor)
     sets = [(run.config().get("name", run.name), run.records()) for run in runs]
@@ -175,29 +219,34 @@ def replay_rows(
     rows = []
     for name, records in sets:
         for floor in floors:
-            for t in thresholds:
-                r = replay(records, floor, t)
-                rows.append(
-                    [
-                        str(name),
-                        floor_label(floor),
-                        f"{t:.2f}",
-                        str(r.questions),
-                        shown_share(r.answerable_declined),
-                        shown_share(r.decline_recall),
-                        shown_share(r.right_answerable),
-                        shown_share(r.kept_precision),
-                        shown_share(r.flagged),
-                        shown(r.ece_answered),
-                        shown(r.auroc_answered),
-                    ]
-                )
+            for below in declines_below:
+                for t in thresholds:
+                    r = replay(records, floor, t, fit, below)
+                    rows.append(
+                        [
+                            str(name),
+                            floor_label(floor),
+                            "–" if fit is None else "fitted",
+                            "–" if below is None else f"{below:.2f}",
+                            f"{t:.2f}",
+                            str(r.questions),
+                            shown_share(r.answerable_declined),
+                            shown_share(r.decline_recall),
+                            shown_share(r.right_answerable),
+                            shown_share(r.kept_precision),
+                            shown_share(r.flagged),
+                            shown(r.ece_answered),
+                            shown(r.auroc_answered),
+                        ]
+                    )
     return rows
 
 
 HEADER = [
     "set",
     "floor",
+    "confidence",
+    "decline below",
     "low conf.",
     "questions",
     "answerable declined",

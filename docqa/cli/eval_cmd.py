@@ -10,13 +10,19 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from pydantic import ValidationError
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from config.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from app.answer.confidence import ConfidenceFit
+    from eval.store import Run
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +220,34 @@ def agreement(
     typer.echo(agreement_text(rows, len(given), sum(given.values())))
 
 
+def _replayed_fit(
+    settings: Settings, runs: Sequence[Run], levels: str
+) -> tuple[ConfidenceFit, list[float | None]]:
+    """The fit and decline levels ``docqa eval replay --fitted`` applies: the settings' (what the
+    service would use), for runs made with the models it was fitted for."""
+    from eval.errors import UsageError
+    from modelstore.profiles import models_for
+    from wiring.compose import confidence_fit, decline_below
+
+    fit = confidence_fit(settings)
+    if fit is None:
+        raise UsageError(
+            "--fitted: no confidence fit for these settings (set DOCQA_CONFIDENCE_FIT, or use "
+            "a profile whose generator's catalog entry has one for its embedder)"
+        )
+    models = models_for(settings)
+    wanted = {"generator": models.generator.name, "embedder": models.embedder.name}
+    for run in runs:
+        used = {k: run.config().get("models", {}).get(k, {}).get("id") for k in wanted}
+        if settings.confidence_fit is None and used != wanted:
+            raise UsageError(
+                f"--fitted: run {run.name} was made with {used}, the catalog's fit is for {wanted}"
+            )
+    given = [x.strip() for x in levels.split(",") if x.strip()]
+    chosen = [None if x.lower() == "none" else float(x) for x in given]
+    return fit, chosen or [decline_below(settings)]
+
+
 @app.command("replay")
 def replay(
     ctx: typer.Context,
@@ -226,6 +260,18 @@ def replay(
     ),
     thresholds: str = typer.Option(
         "0.5", "--low-confidence", help="Low-confidence thresholds, comma-separated."
+    ),
+    fitted: bool = typer.Option(
+        False,
+        "--fitted",
+        help="Replay the confidence fit the settings give (DOCQA_CONFIDENCE_FIT, else the "
+        "catalog's for the profile's generator and embedder) instead of the recorded confidence.",
+    ),
+    declines_below: str = typer.Option(
+        "",
+        "--decline-below",
+        help="With --fitted: DOCQA_DECLINE_BELOW levels, comma-separated, 'none' for none "
+        "(default: the settings').",
     ),
     runs_dir: Path | None = typer.Option(None, "--runs-dir", help="Overrides DOCQA_RUNS_DIR."),
 ) -> None:
@@ -240,7 +286,8 @@ def replay(
         runs = [resolve_run(ref, settings.run_records_dir) for ref in run_refs]
         wanted = [parse_floor(x) for x in floors.split(",") if x.strip()]
         levels = [float(x) for x in thresholds.split(",") if x.strip()]
-        rows = replay_rows(runs, wanted or [default_floor(runs)], levels)
+        fit, below = _replayed_fit(settings, runs, declines_below) if fitted else (None, [None])
+        rows = replay_rows(runs, wanted or [default_floor(runs)], levels, fit, below)
     except ValueError as exc:
         raise _fail(EvalError(f"not a number list: {exc}"), 2) from exc
     except EvalError as exc:

@@ -4,16 +4,27 @@ low-confidence threshold, and the refusal of what cannot be replayed."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from app.answer.confidence import ConfidenceFit, Parts
 from docqa.cli.main import app
 from eval.errors import EvalError
-from eval.replay import check_floor, floor_label, parse_floor, replay, replay_rows, run_floor
+from eval.replay import (
+    check_floor,
+    floor_label,
+    outcome,
+    parse_floor,
+    replay,
+    replay_rows,
+    run_floor,
+)
 from eval.store import Run, write_json
+from modelstore.catalog import MODELS
 from tests.eval.conftest import make_run
 
 
@@ -101,7 +112,7 @@ def test_the_runs_floor_is_recorded_or_taken_from_the_setting_or_the_catalog(
     check_floor([catalog, setting], 0.8)
     rows = replay_rows([catalog, setting], [0.8], [0.5])
     assert [r[0] for r in rows] == ["c", "b", "all"]
-    assert rows[-1][3] == "12"  # pooled: both runs' judged questions
+    assert rows[-1][5] == "12"  # pooled: both runs' judged questions
 
 
 def test_the_cli_replays_each_floor_and_threshold(tmp_path: Path) -> None:
@@ -113,9 +124,10 @@ def test_the_cli_replays_each_floor_and_threshold(tmp_path: Path) -> None:
     )
     assert out.exit_code == 0, out.output
     lines = out.output.splitlines()
-    assert lines[0].split()[:3] == ["set", "floor", "low"]
+    assert lines[0].split()[:3] == ["set", "floor", "confidence"]
     assert [line.split()[1] for line in lines[1:]] == ["0.75", "0.80"]
-    assert lines[2].split()[4:6] == ["50.0%", "100.0%"]
+    assert lines[2].split()[2:4] == ["–", "–"]  # the recorded confidence, no fitted declines
+    assert lines[2].split()[6:8] == ["50.0%", "100.0%"]
     refused = CliRunner().invoke(app, [*args, "--answerable-floor", "0.5"])
     assert refused.exit_code != 0 and "cannot be replayed" in refused.output
     default = CliRunner().invoke(app, args)  # the run's own floor
@@ -142,3 +154,75 @@ def test_a_per_language_floor_under_the_runs_is_refused(tmp_path: Path) -> None:
     check_floor([run], parse_floor("en:0.75/zh:0.9"))
     with pytest.raises(EvalError, match="lower floor"):
         check_floor([run], parse_floor("en:0.70/zh:0.9"))
+
+
+PARTS = {"retrieval": 0.9, "support": 1.0, "certainty": 0.5}
+
+
+def test_a_fit_replays_as_the_service_computes_it_and_declines_under_its_level() -> None:
+    """Each answer's fitted P(right) from its recorded parts and P(yes), the service's own
+    ``ConfidenceFit.probability``; DOCQA_DECLINE_BELOW declines under it; an answer without
+    recorded parts keeps its recorded confidence, and the floor still goes first."""
+    fit = ConfidenceFit(intercept=-2.0, support=2.0, answerable=1.0)  # P(right) = P(yes)
+    records = [
+        {**_q("a1", True, 0.9, True, 0.5), "confidence_parts": PARTS},
+        {**_q("a2", True, 0.6, False, 0.5), "confidence_parts": PARTS},
+        {**_q("u1", False, 0.3, False, 0.9), "confidence_parts": PARTS},
+        _q("old", True, 0.95, True, 0.8),  # a run from before parts were recorded
+        {**_q("a4", True, 0.2, False, 0.3, declined=True), "confidence_parts": PARTS},
+    ]
+    assert outcome(records[0], 0.0, fit) == (False, pytest.approx(0.9))
+    assert outcome(records[0], 0.0, fit)[1] == fit.probability(Parts(0.9, 1.0, 0.5), 0.9)
+    assert outcome(records[3], 0.0, fit, 0.99) == (False, 0.8)  # no parts: nothing to refit
+    assert outcome(records[0], 0.95, fit) == (True, 0.5)  # under the floor: declined first
+    plain = replay(records, 0.0, 0.5)
+    fitted = replay(records, 0.0, 0.5, fit)
+    assert plain.kept_precision == pytest.approx(2 / 4) and plain.decline_recall == 0.0
+    assert fitted.kept_precision == pytest.approx(2 / 3)  # u1 (0.3) is flagged now
+    declining = replay(records, 0.0, 0.5, fit, decline_below=0.5)
+    assert declining.decline_recall == 1.0  # u1 declined: its P(right) is 0.3
+    assert declining.answerable_declined == pytest.approx(1 / 4)  # a4, the run's own
+    assert replay(records, 0.0, 0.5, fit, decline_below=0.7).answerable_declined == 0.5
+
+
+def test_the_cli_replays_the_settings_fit_only_for_its_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = tmp_path / "runs"
+    models = {
+        "generator": {"id": "qwen2.5-coder-1.5b-instruct"},
+        "embedder": {"id": "multilingual-e5-small"},
+    }
+    run = _run(runs, "20260101T000000Z-x", {"answerable_floor": 0.0, "models": models})
+    with_parts = [{**r, "confidence_parts": PARTS} for r in RECORDS]
+    lines = "".join(json.dumps(r) + "\n" for r in with_parts)
+    (run.path / "per_question.jsonl").write_text(lines, encoding="utf-8")
+    args = ["eval", "replay", run.path.name, "--runs-dir", str(runs)]
+    none = CliRunner().invoke(app, ["--profile", "default", *args, "--fitted"])
+    assert none.exit_code == 2 and "no confidence fit" in none.output
+    monkeypatch.setenv("DOCQA_CONFIDENCE_FIT", '{"intercept": -2.0, "answerable": 1.0}')
+    out = CliRunner().invoke(app, [*args, "--fitted", "--decline-below", "none,0.8"])
+    assert out.exit_code == 0, out.output
+    rows = [line.split() for line in out.output.splitlines()[1:]]
+    assert [r[2:4] for r in rows] == [["fitted", "–"], ["fitted", "0.80"]]
+    # P(right) = sigmoid(log-odds of P(yes) - 2), at most 0.72 here: 0.8 declines every answer
+    assert rows[0][7] == "50.0%" and rows[1][7] == "100.0%"  # decline recall
+    assert rows[1][6] == "100.0%"  # answerable declined
+    # The catalog's fit (no DOCQA_CONFIDENCE_FIT) is for its generator and embedder only.
+    monkeypatch.delenv("DOCQA_CONFIDENCE_FIT")
+    spec = MODELS["qwen2.5-coder-1.5b-instruct"]
+    fitted_spec = replace(
+        spec,
+        confidence_fit=(("intercept", -2.0), ("answerable", 1.0)),
+        confidence_fit_embedder="multilingual-e5-small",
+        decline_below=0.8,
+    )
+    monkeypatch.setitem(MODELS, spec.name, fitted_spec)
+    catalog = CliRunner().invoke(app, ["--profile", "default", *args, "--fitted"])
+    assert catalog.exit_code == 0, catalog.output
+    assert catalog.output.splitlines()[1].split()[2:4] == ["fitted", "0.80"]  # its level
+    other = _run(runs, "20260101T000000Z-y", {"answerable_floor": 0.0})  # made with no models
+    refused = CliRunner().invoke(
+        app, ["--profile", "default", *args[:2], other.path.name, *args[3:], "--fitted"]
+    )
+    assert refused.exit_code == 2 and "the catalog's fit is for" in refused.output
