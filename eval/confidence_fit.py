@@ -253,6 +253,7 @@ class FitReport:
     fitted: Scored  # the fit on the held-out answers, its threshold from dev
     fitted_dev: Scored
     declines: list[Declines]  # on the held-out questions, answered or not
+    declines_dev: list[Declines]  # the same on the development split, where a level is chosen
     # Each held-out answer's recorded and fitted confidence and whether it was right.
     held_recorded: list[float]
     held_fitted: list[float]
@@ -285,6 +286,7 @@ def fit_and_check(
         fitted=score(held_fitted, held_right, fit_t),
         fitted_dev=score(dev_fit, dev_right, fit_t),
         declines=declines(model, held_all),
+        declines_dev=declines(model, dev_all),
         held_recorded=held_recorded,
         held_fitted=held_fitted,
         held_right=held_right,
@@ -363,22 +365,25 @@ def report_text(report: FitReport) -> str:
         ],
     )
     decline_table = table(
-        ["decline below", "answerable declined", "decline recall", "answers right", "ECE"],
+        ["decline below", "split", "answerable declined", "decline recall", "answers right", "ECE"],
         [
             [
                 "–" if d.below is None else f"{d.below:.2f}",
+                split_name,
                 shown_share(d.answerable_declined),
                 shown_share(d.decline_recall),
                 shown_share(d.answers_right),
                 shown(d.ece),
             ]
-            for d in report.declines
+            for dev_row, held_row in zip(report.declines_dev, report.declines, strict=True)
+            for split_name, d in (("development", dev_row), ("held-out", held_row))
         ],
     )
     return (
         f"{report.dev} development and {report.held} held-out answers; thresholds are the lowest "
         f"with >= {PRECISION_TARGET:.0%} right at or above them on the development split.\n"
-        f"{body}\n\nDeclining answers under a fitted P(right) (DOCQA_DECLINE_BELOW), on the "
-        f"held-out questions, answered or declined:\n{decline_table}\n"
+        f"{body}\n\nDeclining answers under a fitted P(right) (DOCQA_DECLINE_BELOW), on all "
+        f"questions, answered or declined (choose on development, read held-out):\n"
+        f"{decline_table}\n"
         f"DOCQA_CONFIDENCE_FIT='{fit_json(report.model)}'"
     )

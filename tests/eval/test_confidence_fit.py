@@ -206,7 +206,12 @@ def test_declining_under_a_fitted_p_right_trades_answerable_declines_for_recall(
     assert half.answerable_declined is not None and 0.2 < half.answerable_declined < 0.6
     assert half.answers_right is not None and none.answers_right is not None
     assert half.answers_right > 0.9 > none.answers_right
-    assert fit_and_check(pool, seed=0).declines[0].below is None  # the grid starts at none
+    report = fit_and_check(pool, seed=0)
+    assert report.declines[0].below is None  # the grid starts at none
+    # The same grid on the development split, where a level is chosen before it is read off
+    # the held-out one.
+    assert [d.below for d in report.declines_dev] == [d.below for d in report.declines]
+    assert report.declines_dev[-1].decline_recall is not None
 
 
 def test_p_yes_enters_the_fit_as_its_log_odds() -> None:
