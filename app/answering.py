@@ -252,6 +252,7 @@ class AnswerService:
             threshold=self.config.low_confidence,
             fit=self.config.confidence_fit,
             p_answerable=answerable,
+            language=question_language(plan.question),
         )
         if self.unsupported(conf.value, answerable):
             log.info(

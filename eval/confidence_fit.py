@@ -46,6 +46,7 @@ class Example:
     parts: Parts | None  # every part of an answer; None for a decline
     p_answerable: float | None
     shipped: float | None  # the confidence the run recorded (the formula it ran with)
+    language: str = "en"  # the question's, as the run detected it (the service's rule)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ def examples(name: str, records: Sequence[Mapping[str, Any]], floor: Floor) -> l
                 parts=None if declined else parts,
                 p_answerable=p,
                 shipped=None if declined else float(r["confidence"]),
+                language=str(r.get("language") or "en"),
             )
         )
     return out
@@ -111,7 +113,7 @@ def features(example: Example, names: Sequence[str]) -> list[float] | None:
     """The fit's inputs in ``names``' order, as the service computes them
     (``app.answer.confidence.fit_inputs``); None when P(yes) is needed and was not asked."""
     assert example.parts is not None, "a decline has no parts to fit on"
-    values = fit_inputs(example.parts, example.p_answerable)
+    values = fit_inputs(example.parts, example.p_answerable, example.language)
     row = [values[n] for n in names]
     return None if any(v is None for v in row) else [float(v) for v in row if v is not None]
 
@@ -189,7 +191,7 @@ def fitted_confidence(model: ConfidenceFit, example: Example) -> float:
     parts = example.parts
     assert parts is not None, "a decline has no confidence to refit"
     if model.applies(example.p_answerable):
-        return model.probability(parts, example.p_answerable)
+        return model.probability(parts, example.p_answerable, example.language)
     return combine(parts.retrieval, parts.support or 0.0, parts.certainty or 0.0).value
 
 

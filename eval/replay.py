@@ -161,7 +161,8 @@ def outcome(
     parts = recorded_parts(record)
     if fit is None or parts is None or not fit.applies(p):
         return False, confidence
-    value = fit.probability(parts, None if p is None else float(p))
+    language = str(record.get("language") or "en")
+    value = fit.probability(parts, None if p is None else float(p), language)
     return fit.declines(value, p, decline_below), value
 
 

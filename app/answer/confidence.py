@@ -113,8 +113,9 @@ class Parts:
     certainty: float | None = None
 
 
-# What a fitted confidence may weigh: the three parts and the answerability check's P(yes).
-FIT_FEATURES = ("retrieval", "support", "certainty", "answerable")
+# What a fitted confidence may weigh: the three parts, the answerability check's P(yes), and
+# whether the question is Chinese (P(yes) and the parts run on other scales in each language).
+FIT_FEATURES = ("retrieval", "support", "certainty", "answerable", "chinese")
 # P(yes) enters a fit as its log-odds, clipped here (an exact 0 or 1 has none).
 _P_CLIP = 1e-4
 
@@ -129,17 +130,24 @@ def log_odds(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
-def fit_inputs(parts: Parts, p_answerable: float | None) -> dict[str, float | None]:
-    """What a fit weighs, by `FIT_FEATURES` name: the parts as they are, and P(yes) as its
-    log-odds. P(yes) is itself a sigmoid of the model's logits, crowded into 0.6-0.95 on the
-    matrix's questions; on that scale a linear weight hardly moves a fit, and on XQuAD-en (146
-    answers, three dev/held-out splits) its log-odds lifted the held-out AUROC from 0.72-0.80
-    to 0.81-0.85. None: P(yes) was not asked."""
+def fit_inputs(
+    parts: Parts, p_answerable: float | None, language: str = "en"
+) -> dict[str, float | None]:
+    """What a fit weighs, by `FIT_FEATURES` name: the parts as they are, P(yes) as its log-odds,
+    and 1 for a Chinese question (``language``: `app.answer.prompt.question_language`'s), else 0.
+
+    P(yes) is itself a sigmoid of the model's logits, crowded into 0.6-0.95 on the matrix's
+    questions; on that scale a linear weight hardly moves a fit, and on XQuAD-en (146 answers,
+    three dev/held-out splits) its log-odds lifted the held-out AUROC from 0.72-0.80 to
+    0.81-0.85. The default profile's model gives answerable English questions lower P(yes) than
+    Chinese ones (seed 12 of bench/prompt_ab.py), so one fit pooled over both languages needs a
+    per-language offset. None: P(yes) was not asked."""
     return {
         "retrieval": parts.retrieval,
         "support": parts.support or 0.0,
         "certainty": parts.certainty or 0.0,
         "answerable": None if p_answerable is None else log_odds(p_answerable),
+        "chinese": 1.0 if language == "zh" else 0.0,
     }
 
 
@@ -166,6 +174,7 @@ class ConfidenceFit:
     support: float = 0.0
     certainty: float = 0.0
     answerable: float = 0.0
+    chinese: float = 0.0
 
     def applies(self, p_answerable: float | None) -> bool:
         return self.answerable == 0.0 or p_answerable is not None
@@ -175,8 +184,8 @@ class ConfidenceFit:
         (DOCQA_DECLINE_BELOW): only where the fit applied (a weighted sum is no probability)."""
         return below is not None and self.applies(p_answerable) and value < below
 
-    def probability(self, parts: Parts, p_answerable: float | None) -> float:
-        inputs = fit_inputs(parts, p_answerable)
+    def probability(self, parts: Parts, p_answerable: float | None, language: str = "en") -> float:
+        inputs = fit_inputs(parts, p_answerable, language)
         z = self.intercept + sum(
             getattr(self, name) * (inputs[name] or 0.0) for name in FIT_FEATURES
         )
@@ -283,6 +292,7 @@ def answer_confidence(
     threshold: float = DEFAULT_THRESHOLD,
     fit: ConfidenceFit | None = None,
     p_answerable: float | None = None,
+    language: str = "en",
 ) -> Confidence:
     """All three parts from the retrieval hits, the answer and its cited passages; the fitted
     probability when there is a fit whose inputs were all measured, else the weighted sum."""
@@ -295,5 +305,5 @@ def answer_confidence(
     )
     if fit is None or not fit.applies(p_answerable):
         return conf
-    value = fit.probability(conf.parts, p_answerable)
+    value = fit.probability(conf.parts, p_answerable, language)
     return replace(conf, value=value, low_confidence=value < threshold)

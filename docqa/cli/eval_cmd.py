@@ -310,7 +310,7 @@ def fit_confidence(
     ),
     seed: int = typer.Option(0, "--seed", help="Seeds the development/held-out split."),
     features: str = typer.Option(
-        "retrieval,support,certainty,answerable",
+        "retrieval,support,certainty,answerable,chinese",
         "--features",
         help="What the fit weighs, comma-separated.",
     ),

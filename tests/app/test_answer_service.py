@@ -4,6 +4,7 @@ degradation, citations mapping, quantized generation through the service."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -179,6 +180,19 @@ def test_a_fitted_confidence_is_its_probability_when_p_yes_was_asked(services: S
     weighted = 0.4 * parts.retrieval + 0.4 * parts.support + 0.2 * parts.certainty
     assert unasked.confidence == pytest.approx(weighted, abs=1e-4)
     assert abs(weighted - expected) > 0.01  # so the two cases are told apart
+    # A Chinese question gets the fit's Chinese offset (the question's language, as answered).
+    by_language = _service(
+        FakeGenerator(["API 密钥每 30 天轮换一次 [1]。"], judge=lambda _: 0.9),
+        answerable_floor=0.3,
+        confidence_fit=replace(fit, chinese=-1.5),
+    )
+    zh_plan = by_language.plan(services.retriever("docs"), "API 密钥多久轮换一次？", 5, None)
+    zh = by_language.finish(zh_plan, by_language.generate(zh_plan), answerable=0.9)
+    assert zh.parts is not None and not zh.declined
+    assert zh.confidence == pytest.approx(
+        replace(fit, chinese=-1.5).probability(zh.parts, 0.9, "zh"), abs=1e-4
+    )
+    assert zh.confidence < fit.probability(zh.parts, 0.9, "zh") - 0.01
 
 
 def test_a_fitted_p_right_under_decline_below_declines_and_keeps_its_parts(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 from app.answer.confidence import ConfidenceFit, Parts
 from config.settings import load_settings
 from docqa.cli.main import app
+from eval.calibration import expected_calibration_error
 from eval.confidence_fit import (
     Example,
     declines,
@@ -241,3 +243,35 @@ def test_the_regularization_is_chosen_on_the_development_split() -> None:
     assert min(values) < 0.05 and max(values) > 0.99
     few = [_answer("s", f"f{i}", Parts(0.5, i / 4, 0.5), None, right=i > 0) for i in range(5)]
     assert fit(few, ("support",)).support > 0  # one wrong answer: no folds, C=1
+
+
+def test_a_pooled_fit_learns_each_languages_offset() -> None:
+    """P(yes) runs lower for right English answers than for right Chinese ones: without the
+    language input one pooled fit is off in opposite directions for each; with it, both are
+    calibrated, and the service, the fitting and the replay read the language the same way."""
+    rng = random.Random(3)
+    pool = []
+    for i in range(1200):
+        language = "zh" if i % 2 else "en"
+        right = rng.random() < 0.6
+        centre = {("en", True): 0.75, ("en", False): 0.6, ("zh", True): 0.93, ("zh", False): 0.8}
+        p_yes = min(0.999, max(0.01, rng.gauss(centre[language, right], 0.06)))
+        example = _answer("s", f"q{i}", Parts(0.5, 0.8, 0.5), p_yes, right=right)
+        pool.append(replace(example, language=language))
+
+    def worst_language_ece(names: tuple[str, ...]) -> float:
+        model = fit(pool, names)
+        eces = []
+        for language in ("en", "zh"):
+            members = [e for e in pool if e.language == language]
+            values = fitted_confidences(model, members)
+            eces.append(expected_calibration_error(values, [e.right for e in members]) or 0.0)
+        return max(eces)
+
+    assert worst_language_ece(("answerable",)) > 0.1
+    assert worst_language_ece(("answerable", "chinese")) < 0.06
+    model = fit(pool, ("answerable", "chinese"))
+    assert model.chinese < 0  # the same P(yes) means less in Chinese
+    zh = pool[1]
+    assert fitted_confidences(model, [zh])[0] == model.probability(zh.parts, zh.p_answerable, "zh")
+    assert features(zh, ("chinese",)) == [1.0] and features(pool[0], ("chinese",)) == [0.0]

@@ -183,6 +183,11 @@ def test_a_fit_replays_as_the_service_computes_it_and_declines_under_its_level()
     assert declining.decline_recall == 1.0  # u1 declined: its P(right) is 0.3
     assert declining.answerable_declined == pytest.approx(1 / 4)  # a4, the run's own
     assert replay(records, 0.0, 0.5, fit, decline_below=0.7).answerable_declined == 0.5
+    # The question's language, as the run recorded it, goes in as the service passes it.
+    by_language = ConfidenceFit(intercept=0.0, chinese=-1.0)
+    zh = {**records[0], "language": "zh"}
+    assert outcome(zh, 0.0, by_language)[1] == pytest.approx(0.268941, abs=1e-6)
+    assert outcome(records[0], 0.0, by_language)[1] == 0.5
 
 
 def test_the_cli_replays_the_settings_fit_only_for_its_models(
