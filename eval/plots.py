@@ -32,12 +32,14 @@ def reliability_png(panels: Sequence[tuple[str, Sequence[dict[str, Any]]]]) -> s
 
 
 def reliability_figure(panels: Sequence[tuple[str, Sequence[dict[str, Any]]]]) -> bytes:
-    """A PNG: accuracy per confidence bin against the diagonal, one panel per (title, bins) side
-    by side (bins as ``eval.calibration.reliability_bins`` gives them, as dicts); the bar width
+    """A PNG: accuracy per confidence bin against the diagonal, one panel per (title, bins), three
+    to a row (bins as ``eval.calibration.reliability_bins`` gives them, as dicts); the bar width
     shows the bin, the labels its count."""
-    fig = Figure(figsize=(4.5 * len(panels), 4.2))
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig = Figure(figsize=(4.5 * cols, 4.2 * rows))
     for i, (title, data) in enumerate(panels):
-        ax = fig.add_subplot(1, len(panels), i + 1)
+        ax = fig.add_subplot(rows, cols, i + 1)
         ax.plot([0, 1], [0, 1], linestyle="--", color=_GREY, label="perfect calibration")
         full = [b for b in data if b["count"]]
         ax.bar(

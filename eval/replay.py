@@ -53,6 +53,9 @@ class Replayed:
     flagged: float | None  # share of answers under the threshold
     ece_answered: float | None
     auroc_answered: float | None
+    # Each answer's confidence (replayed) and whether it was right: the reliability diagram's.
+    answered_confidence: tuple[float, ...] = ()
+    answered_right: tuple[bool, ...] = ()
 
 
 def run_floor(run: Run) -> float | None:
@@ -201,6 +204,8 @@ def replay(
         flagged=_share(len(answered) - len(kept), len(answered)),
         ece_answered=expected_calibration_error(conf, right) if answered else None,
         auroc_answered=auroc(conf, right) if answered else None,
+        answered_confidence=tuple(conf),
+        answered_right=tuple(right),
     )
 
 
@@ -241,6 +246,32 @@ def replay_rows(
                         ]
                     )
     return rows
+
+
+def replay_plot(
+    runs: Sequence[Run],
+    floor: Floor,
+    fit: ConfidenceFit | None = None,
+    decline_below: float | None = None,
+) -> bytes:
+    """A PNG: the reliability diagram of the answered questions of each run (and of all of them
+    pooled) under ``floor`` and, if given, the fit and its decline level."""
+    from dataclasses import asdict
+
+    from eval.calibration import reliability_bins
+    from eval.plots import reliability_figure
+
+    check_floor(runs, floor)
+    sets = [(str(run.config().get("name", run.name)), run.records()) for run in runs]
+    if len(sets) > 1:
+        sets.append(("all", [r for _, records in sets for r in records]))
+    panels = []
+    for name, records in sets:
+        r = replay(records, floor, 0.5, fit, decline_below)
+        bins = reliability_bins(r.answered_confidence, r.answered_right)
+        title = f"{name}: {len(r.answered_right)} answers, ECE {shown(r.ece_answered)}"
+        panels.append((title, [asdict(b) for b in bins]))
+    return reliability_figure(panels)
 
 
 HEADER = [

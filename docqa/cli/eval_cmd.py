@@ -273,12 +273,18 @@ def replay(
         help="With --fitted: DOCQA_DECLINE_BELOW levels, comma-separated, 'none' for none "
         "(default: the settings').",
     ),
+    plot: Path | None = typer.Option(
+        None,
+        "--plot",
+        help="Also write each set's reliability diagram (answered questions, the first floor and "
+        "decline level) to this PNG.",
+    ),
     runs_dir: Path | None = typer.Option(None, "--runs-dir", help="Overrides DOCQA_RUNS_DIR."),
 ) -> None:
     """Declines and calibration of recorded runs under other thresholds, without asking again."""
     from eval.compare import table
     from eval.errors import EvalError
-    from eval.replay import HEADER, default_floor, parse_floor, replay_rows
+    from eval.replay import HEADER, default_floor, parse_floor, replay_plot, replay_rows
     from eval.store import resolve_run
 
     settings = _with_overrides(ctx.obj, runs_dir=runs_dir)
@@ -287,12 +293,17 @@ def replay(
         wanted = [parse_floor(x) for x in floors.split(",") if x.strip()]
         levels = [float(x) for x in thresholds.split(",") if x.strip()]
         fit, below = _replayed_fit(settings, runs, declines_below) if fitted else (None, [None])
-        rows = replay_rows(runs, wanted or [default_floor(runs)], levels, fit, below)
+        chosen = wanted or [default_floor(runs)]
+        rows = replay_rows(runs, chosen, levels, fit, below)
     except ValueError as exc:
         raise _fail(EvalError(f"not a number list: {exc}"), 2) from exc
     except EvalError as exc:
         raise _fail(exc, exc.exit_code) from exc
     typer.echo(table(HEADER, rows))
+    if plot is not None:
+        plot.parent.mkdir(parents=True, exist_ok=True)
+        plot.write_bytes(replay_plot(runs, chosen[0], fit, below[0]))
+        typer.echo(f"reliability diagrams: {plot}")
 
 
 @app.command("fit-confidence")

@@ -132,6 +132,10 @@ def test_the_cli_replays_each_floor_and_threshold(tmp_path: Path) -> None:
     assert refused.exit_code != 0 and "cannot be replayed" in refused.output
     default = CliRunner().invoke(app, args)  # the run's own floor
     assert default.exit_code == 0 and default.output.splitlines()[1].split()[1] == "0.75"
+    plot = tmp_path / "figures" / "reliability.png"
+    plotted = CliRunner().invoke(app, [*args, "--plot", str(plot)])
+    assert plotted.exit_code == 0 and f"reliability diagrams: {plot}" in plotted.output
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
 
 
 def test_a_floor_may_differ_by_language() -> None:
