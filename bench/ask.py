@@ -213,7 +213,10 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     app = create_app(settings, factory)
     with TestClient(app) as client:
-        while client.get("/readyz").status_code != 200:
+        while (ready := client.get("/readyz")).status_code != 200:
+            reason = ready.json().get("reason", "")
+            if reason != "loading models":  # the load failed: say why instead of waiting forever
+                raise RuntimeError(f"the service did not become ready: {reason}")
             time.sleep(0.2)
         ready_s = time.perf_counter() - started
         services = built["services"]
