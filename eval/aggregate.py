@@ -7,8 +7,11 @@ suggested threshold, for the report).
 
 Populations (see docs/EVALUATION.md):
 
-- retrieval metrics, EM/F1, citation precision, support: means of the per-question values
-  (`eval.scoring`), over the questions that have one;
+- retrieval metrics, EM/F1, recall, citation precision, support: means of the per-question
+  values (`eval.scoring`), over the questions that have one;
+- ``correct``: the share of answerable questions with gold answers answered right (gold-token
+  recall >= 0.75; a decline is not right): the correctness rule calibration uses, reported
+  beside EM and F1;
 - ``decline_rate``: declines / questions answered; ``decline_precision``/``decline_recall``:
   positive = declined, a right decline = one on an unanswerable question;
 - ``ece``/``auroc``: every question with a defined ``correct`` (declines included: a decline's
@@ -42,6 +45,7 @@ QUALITY_METRICS = (
     "em",
     "f1",
     "recall",
+    "correct",
     "citation_precision",
     "support",
     "decline_rate",
@@ -62,7 +66,7 @@ METRIC_NAMES: tuple[str, ...] = (*QUALITY_METRICS, *LATENCY_METRICS)
 # Higher is better for these; lower for ece*, latency, decline_rate is neither (shown as is).
 HIGHER_IS_BETTER = frozenset(
     [
-        *("hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10", "em", "f1", "recall"),
+        *("hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10", "em", "f1", "recall", "correct"),
         "citation_precision",
         *("support", "decline_precision", "decline_recall", "auroc", "auroc_answered"),
     ]
@@ -76,6 +80,11 @@ def aggregate(records: Sequence[dict[str, Any]], excluded: int = 0) -> dict[str,
     metrics: dict[str, float | None] = dict.fromkeys(METRIC_NAMES)
     for name in ("hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10", "em", "f1", "recall"):
         metrics[name] = mean(r["metrics"].get(name) for r in ok)
+    metrics["correct"] = mean(
+        float(r["metrics"]["correct"])
+        for r in ok
+        if r["answerable"] and r["metrics"].get("f1") is not None  # has gold answers
+    )
     metrics["citation_precision"] = mean(r["metrics"].get("citation_precision") for r in ok)
     metrics["support"] = mean(r["metrics"].get("support") for r in ok)
     if asked:

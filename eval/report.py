@@ -25,6 +25,8 @@ GROUPS: dict[str, list[tuple[str, str]]] = {
     "Answers": [
         ("em", "exact match with a gold answer (SQuAD / CMRC 2018 normalization)"),
         ("f1", "token F1 with the best gold answer (Chinese: CMRC 2018 LCS F1)"),
+        ("recall", "share of the best gold answer's tokens found in the answer"),
+        ("correct", "share of answerable questions answered right (recall >= 0.75)"),
         ("citation_precision", "share of cited passages that come from a gold document"),
         ("support", "share of the answer's content words found in its cited passages"),
     ],

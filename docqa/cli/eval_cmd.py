@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 app = typer.Typer(no_args_is_help=True, help="Offline evaluation over public QA data sets.")
 
 SUMMARY = (
-    *("hit@1", "hit@5", "mrr@10", "ndcg@10", "em", "f1", "citation_precision", "support"),
+    *("hit@1", "hit@5", "mrr@10", "ndcg@10", "em", "f1", "correct", "citation_precision"),
+    "support",
     *("decline_rate", "decline_precision", "decline_recall", "ece", "auroc"),
     *("suggested_low_confidence", "p50_ms", "p95_ms"),
 )

@@ -109,6 +109,7 @@ def test_aggregate_by_hand() -> None:
     assert set(m) == set(METRIC_NAMES)
     assert (m["hit@1"], m["hit@5"], m["mrr@10"]) == (0.5, 1.0, pytest.approx((1 + 1 / 3) / 2))
     assert (m["em"], m["f1"]) == (0.5, 0.5)  # over the two answerable questions only
+    assert m["correct"] == 0.5  # a right, b wrong; the unanswerable ones are not counted
     assert m["decline_rate"] == 0.25
     assert (m["decline_precision"], m["decline_recall"]) == (1.0, 0.5)
     # calibration over all 4: right (0.9, 0.1), wrong (0.6, 0.7) -> AUROC: 0.9 beats 2, 0.1 none
