@@ -16,7 +16,7 @@ from eval.aggregate import HIGHER_IS_BETTER, LOWER_IS_BETTER, METRIC_NAMES
 from eval.errors import EvalError
 from eval.store import Run
 
-KEY_METRICS = ("hit@5", "mrr@10", "ndcg@10", "f1", "decline_rate", "p95_ms")
+KEY_METRICS = ("hit@5", "mrr@10", "ndcg@10", "f1", "correct", "decline_rate", "p95_ms")
 
 
 def shown(value: float | None, name: str = "") -> str:

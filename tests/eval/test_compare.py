@@ -45,7 +45,9 @@ def test_compare_refuses_an_unfinished_run(tmp_path: Path) -> None:
 
 
 def test_runs_listing(tmp_path: Path) -> None:
-    make_run(tmp_path, "20260101T000000Z-a", {"hit@5": 0.5, "f1": 0.25}, questions=12)
+    make_run(
+        tmp_path, "20260101T000000Z-a", {"hit@5": 0.5, "f1": 0.25, "correct": 0.75}, questions=12
+    )
     make_run(tmp_path, "20260101T000001Z-b", None)
     (tmp_path / "not-a-run").mkdir()
     text = runs_text(list_runs(tmp_path))
@@ -61,6 +63,9 @@ def test_runs_listing(tmp_path: Path) -> None:
         "0.500",
     ]
     assert "0.250" in first
+    # correct (the recall rule's share right) beside F1
+    assert header.split().index("correct") == header.split().index("f1") + 1
+    assert first.split().index("0.750") == first.split().index("0.250") + 1
     assert second.split()[-1] == "unfinished"
 
 
