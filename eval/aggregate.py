@@ -30,7 +30,7 @@ from typing import Any
 from eval.calibration import (
     auroc,
     expected_calibration_error,
-    reliability_bins,
+    reliability_bin_dicts,
     suggest_threshold,
 )
 from eval.metrics import decline_precision_recall, mean, percentile
@@ -134,8 +134,8 @@ def _calibration(
     return {
         "judged": len(judged),
         "answered": len(answered),
-        "bins": [asdict(b) for b in reliability_bins(conf, right)],
-        "bins_answered": [asdict(b) for b in reliability_bins(conf_a, right_a)],
+        "bins": reliability_bin_dicts(conf, right),
+        "bins_answered": reliability_bin_dicts(conf_a, right_a),
         "threshold": asdict(threshold) if threshold else None,
     }
 

@@ -15,7 +15,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 BINS = 10
 
@@ -57,6 +58,13 @@ def reliability_bins(
         acc = sum(correct[i] for i in idx) / len(idx) if idx else None
         out.append(Bin(b / bins, (b + 1) / bins, len(idx), conf, acc))
     return out
+
+
+def reliability_bin_dicts(
+    confidences: Sequence[float], correct: Sequence[bool], bins: int = BINS
+) -> list[dict[str, Any]]:
+    """`reliability_bins` as plain dicts: what metrics.json stores and the plots draw."""
+    return [asdict(b) for b in reliability_bins(confidences, correct, bins)]
 
 
 def expected_calibration_error(

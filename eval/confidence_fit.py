@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from app.answer.confidence import FIT_FEATURES, ConfidenceFit, Parts, combine, fit_inputs
-from eval.calibration import auroc, expected_calibration_error, reliability_bins
+from eval.calibration import auroc, expected_calibration_error, reliability_bin_dicts
 from eval.compare import shown, shown_share, table
 from eval.replay import Floor, check_floor, declined_under, recorded_parts
 from eval.store import Run
@@ -300,18 +300,15 @@ def reliability_plot(report: FitReport) -> bytes:
     held-out answers, side by side (for docs/EVALUATION.md)."""
     from eval.plots import reliability_figure
 
-    def bins(values: Sequence[float]) -> list[dict[str, Any]]:
-        return [asdict(b) for b in reliability_bins(values, report.held_right)]
-
     return reliability_figure(
         [
             (
                 f"recorded (weighted sum), held-out: ECE {shown(report.shipped.ece)}",
-                bins(report.held_recorded),
+                reliability_bin_dicts(report.held_recorded, report.held_right),
             ),
             (
                 f"fitted P(right), held-out: ECE {shown(report.fitted.ece)}",
-                bins(report.held_fitted),
+                reliability_bin_dicts(report.held_fitted, report.held_right),
             ),
         ]
     )

@@ -209,6 +209,14 @@ def replay(
     )
 
 
+def _sets(runs: Sequence[Run]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Each run's name and records, and all of them pooled as "all" when there are several."""
+    sets = [(str(run.config().get("name", run.name)), run.records()) for run in runs]
+    if len(sets) > 1:
+        sets.append(("all", [r for _, records in sets for r in records]))
+    return sets
+
+
 def replay_rows(
     runs: Sequence[Run],
     floors: Sequence[Floor],
@@ -219,11 +227,8 @@ def replay_rows(
     """One row per (set or "all", floor, decline level, threshold)."""
     for floor in floors:
         check_floor(runs, floor)
-    sets = [(run.config().get("name", run.name), run.records()) for run in runs]
-    if len(sets) > 1:
-        sets.append(("all", [r for _, records in sets for r in records]))
     rows = []
-    for name, records in sets:
+    for name, records in _sets(runs):
         for floor in floors:
             for below in declines_below:
                 for t in thresholds:
@@ -256,21 +261,15 @@ def replay_plot(
 ) -> bytes:
     """A PNG: the reliability diagram of the answered questions of each run (and of all of them
     pooled) under ``floor`` and, if given, the fit and its decline level."""
-    from dataclasses import asdict
-
-    from eval.calibration import reliability_bins
+    from eval.calibration import reliability_bin_dicts
     from eval.plots import reliability_figure
 
     check_floor(runs, floor)
-    sets = [(str(run.config().get("name", run.name)), run.records()) for run in runs]
-    if len(sets) > 1:
-        sets.append(("all", [r for _, records in sets for r in records]))
     panels = []
-    for name, records in sets:
+    for name, records in _sets(runs):
         r = replay(records, floor, 0.5, fit, decline_below)
-        bins = reliability_bins(r.answered_confidence, r.answered_right)
         title = f"{name}: {len(r.answered_right)} answers, ECE {shown(r.ece_answered)}"
-        panels.append((title, [asdict(b) for b in bins]))
+        panels.append((title, reliability_bin_dicts(r.answered_confidence, r.answered_right)))
     return reliability_figure(panels)
 
 
