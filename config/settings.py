@@ -206,7 +206,13 @@ class Settings(BaseSettings):
     evidence_floor: float = Field(
         0.2, ge=0, le=1, description="Below this retrieval evidence, decline without the LLM."
     )
-    low_confidence: float = Field(0.5, ge=0, le=1, description="Answers under it are flagged.")
+    low_confidence: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Answers under this confidence are flagged. Unset: the profile model's, "
+        "fitted with its confidence; else 0.5.",
+    )
     answerable_floor: float | None = Field(
         None,
         ge=0,

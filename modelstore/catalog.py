@@ -118,8 +118,11 @@ class ModelSpec:
     # cosines the retrieval part is measured in.
     confidence_fit: tuple[tuple[str, float], ...] | None = None
     confidence_fit_embedder: str | None = None
-    # With that fit: decline an answer whose fitted P(right) is under this (DOCQA_DECLINE_BELOW).
+    # With that fit: decline an answer whose fitted P(right) is under this (DOCQA_DECLINE_BELOW),
+    # and flag one under ``low_confidence`` (DOCQA_LOW_CONFIDENCE): a fitted P(right) is on
+    # another scale than the weighted sum's, so its threshold comes with it.
     decline_below: float | None = None
+    low_confidence: float | None = None
 
 
 def _parts(prefix: str, version: str, pins: list[tuple[int, str]]) -> tuple[Part, ...]:

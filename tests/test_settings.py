@@ -19,6 +19,7 @@ from wiring.compose import (
     answerable_floor,
     confidence_fit,
     decline_below,
+    low_confidence,
     rerank_enabled,
 )
 
@@ -191,6 +192,15 @@ def test_the_confidence_fit_is_the_setting_or_the_generators_with_its_embedder(
     # A user's own fit does not take the catalog's threshold, fitted for another confidence.
     assert decline_below(Settings(profile="default", confidence_fit=own)) is None
     assert decline_below(Settings(profile="default", embedder="all-minilm-l6-v2")) is None
+    # The low-confidence threshold is on the fit's scale: the catalog's goes with its fit only.
+    assert low_confidence(Settings(profile="default")) == 0.5  # the catalog fit has none
+    monkeypatch.setitem(MODELS, QWEN_15B.name, dataclasses.replace(fitted, low_confidence=0.8))
+    assert low_confidence(Settings(profile="default")) == 0.8
+    assert answer_config(Settings(profile="default")).low_confidence == 0.8
+    assert low_confidence(Settings(profile="default", low_confidence=0.6)) == 0.6
+    assert low_confidence(Settings(profile="default", confidence_fit=own)) == 0.5
+    assert low_confidence(Settings(profile="default", embedder="all-minilm-l6-v2")) == 0.5
+    assert low_confidence(Settings(profile="test")) == 0.5
     with pytest.raises(ValueError, match="DOCQA_CONFIDENCE_FIT needs an intercept"):
         confidence_fit(Settings(confidence_fit={"support": 1.0}))
     with pytest.raises(ValueError, match="got \\['intercept', 'typo'\\]"):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from app.answer.confidence import FIT_FEATURES, ConfidenceFit
+from app.answer.confidence import DEFAULT_THRESHOLD, FIT_FEATURES, ConfidenceFit
 from app.answering import AnswerConfig, AnswerService
 from app.ask_service import AskLimits, AskService
 from app.generation.protocol import Generator
@@ -157,7 +157,7 @@ def answer_config(settings: Settings) -> AnswerConfig:
         answer_max_tokens=settings.answer_max_tokens,
         context_tokens=settings.llm_context_tokens,
         evidence_floor=settings.evidence_floor,
-        low_confidence=settings.low_confidence,
+        low_confidence=low_confidence(settings),
         answerable_floor=answerable_floor(settings),
         generation_timeout_s=settings.generation_timeout_s,
         confidence_fit=confidence_fit(settings),
@@ -184,6 +184,17 @@ def decline_below(settings: Settings) -> float | None:
         return settings.decline_below
     spec = None if settings.confidence_fit is not None else _catalog_fit(settings)
     return None if spec is None else spec.decline_below
+
+
+def low_confidence(settings: Settings) -> float:
+    """DOCQA_LOW_CONFIDENCE when set; else the catalog's, with the catalog's fit only (the
+    threshold is on the fit's scale); else the weighted sum's DEFAULT_THRESHOLD."""
+    if settings.low_confidence is not None:
+        return settings.low_confidence
+    spec = None if settings.confidence_fit is not None else _catalog_fit(settings)
+    if spec is None or spec.low_confidence is None:
+        return DEFAULT_THRESHOLD
+    return spec.low_confidence
 
 
 def confidence_fit(settings: Settings) -> ConfidenceFit | None:

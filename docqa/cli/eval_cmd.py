@@ -249,6 +249,17 @@ def _replayed_fit(
     return fit, chosen or [decline_below(settings)]
 
 
+def _replayed_threshold(settings: Settings, fitted: bool) -> float:
+    """The low-confidence threshold the service would flag with: the fit's (the settings', else
+    the catalog's) when the fit is replayed; else the weighted sum's (the runs recorded it)."""
+    from app.answer.confidence import DEFAULT_THRESHOLD
+    from wiring.compose import low_confidence
+
+    if fitted:
+        return low_confidence(settings)
+    return DEFAULT_THRESHOLD if settings.low_confidence is None else settings.low_confidence
+
+
 @app.command("replay")
 def replay(
     ctx: typer.Context,
@@ -260,7 +271,10 @@ def replay(
         "(default: the runs' own).",
     ),
     thresholds: str = typer.Option(
-        "0.5", "--low-confidence", help="Low-confidence thresholds, comma-separated."
+        "",
+        "--low-confidence",
+        help="Low-confidence thresholds, comma-separated (default: the settings', on the "
+        "replayed confidence's scale).",
     ),
     fitted: bool = typer.Option(
         False,
@@ -294,6 +308,7 @@ def replay(
         wanted = [parse_floor(x) for x in floors.split(",") if x.strip()]
         levels = [float(x) for x in thresholds.split(",") if x.strip()]
         fit, below = _replayed_fit(settings, runs, declines_below) if fitted else (None, [None])
+        levels = levels or [_replayed_threshold(settings, fitted)]
         chosen = wanted or [default_floor(runs)]
         rows = replay_rows(runs, chosen, levels, fit, below)
     except ValueError as exc:

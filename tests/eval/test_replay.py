@@ -225,11 +225,15 @@ def test_the_cli_replays_the_settings_fit_only_for_its_models(
         confidence_fit=(("intercept", -2.0), ("answerable", 1.0)),
         confidence_fit_embedder="multilingual-e5-small",
         decline_below=0.8,
+        low_confidence=0.65,
     )
     monkeypatch.setitem(MODELS, spec.name, fitted_spec)
     catalog = CliRunner().invoke(app, ["--profile", "default", *args, "--fitted"])
     assert catalog.exit_code == 0, catalog.output
-    assert catalog.output.splitlines()[1].split()[2:4] == ["fitted", "0.80"]  # its level
+    # its decline level and its low-confidence threshold (the fit's scale)
+    assert catalog.output.splitlines()[1].split()[2:5] == ["fitted", "0.80", "0.65"]
+    recorded = CliRunner().invoke(app, ["--profile", "default", *args])
+    assert recorded.output.splitlines()[1].split()[2:5] == ["–", "–", "0.50"]  # the sum's
     other = _run(runs, "20260101T000000Z-y", {"answerable_floor": 0.0})  # made with no models
     refused = CliRunner().invoke(
         app, ["--profile", "default", *args[:2], other.path.name, *args[3:], "--fitted"]
