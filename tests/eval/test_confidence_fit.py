@@ -13,12 +13,14 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from app.answer.confidence import ConfidenceFit, Parts
+from app.answer.confidence import FIT_FEATURES, ConfidenceFit, Parts
 from config.settings import load_settings
 from docqa.cli.main import app
 from eval.calibration import expected_calibration_error
 from eval.confidence_fit import (
+    Declines,
     Example,
+    chosen_decline,
     declines,
     examples,
     features,
@@ -26,7 +28,10 @@ from eval.confidence_fit import (
     fit_and_check,
     fitted_confidences,
     in_dev,
+    out_of_fold,
+    report_text,
     split,
+    threshold_for,
 )
 from eval.store import write_json
 from tests.eval.conftest import make_run
@@ -214,6 +219,22 @@ def test_declining_under_a_fitted_p_right_trades_answerable_declines_for_recall(
     # the held-out one.
     assert [d.below for d in report.declines_dev] == [d.below for d in report.declines]
     assert report.declines_dev[-1].decline_recall is not None
+    # The level shipped is the highest within 10% of answerable questions declined on dev:
+    # here even 0.1 declines a quarter of them (the wrong answers' P(right) is about 0.12).
+    assert report.declines_dev[1].answerable_declined is not None
+    assert report.declines_dev[1].answerable_declined > 0.1 and report.decline_below is None
+    assert "# DOCQA_DECLINE_BELOW: none meets its target" in report_text(report)
+    text = report_text(replace(report, decline_below=0.3))
+    assert "DOCQA_DECLINE_BELOW=0.300" in text
+    assert f"DOCQA_LOW_CONFIDENCE={report.fitted.threshold:.3f}" in text
+
+
+def test_the_decline_level_is_the_highest_within_the_answerable_budget() -> None:
+    def row(below: float | None, declined: float) -> Declines:
+        return Declines(below, declined, 0.5, 0.8, 0.1)
+
+    assert chosen_decline([row(None, 0.0), row(0.3, 0.05), row(0.4, 0.1), row(0.5, 0.12)]) == 0.4
+    assert chosen_decline([row(None, 0.0), row(0.1, 0.2)]) is None  # none is within it
 
 
 def test_p_yes_enters_the_fit_as_its_log_odds() -> None:
@@ -275,3 +296,29 @@ def test_a_pooled_fit_learns_each_languages_offset() -> None:
     zh = pool[1]
     assert fitted_confidences(model, [zh])[0] == model.probability(zh.parts, zh.p_answerable, "zh")
     assert features(zh, ("chinese",)) == [1.0] and features(pool[0], ("chinese",)) == [0.0]
+
+
+def test_development_thresholds_are_chosen_on_out_of_fold_p_right() -> None:
+    """A fit scores the answers it was fitted on too well, so the development split's threshold
+    and decline grid read each answer's P(right) from a fit on the other folds."""
+    rng = random.Random(11)
+    pool = []
+    for i in range(300):
+        right = rng.random() < 0.7
+        support = min(1.0, max(0.0, rng.gauss(0.8 if right else 0.5, 0.2)))
+        pool.append(_answer("s", f"q{i}", Parts(rng.random(), support, 0.5), 0.7, right=right))
+    pool.append(Example("s", "run-declined", False, False, True, None, 0.1, None))
+    dev_all, _ = split(pool, 0, 0.5)
+    values = out_of_fold(dev_all, FIT_FEATURES, seed=0)
+    assert [v is None for v in values] == [e.declined for e in dev_all]
+    # An answer's value comes from a fit that never saw it: not the fit on all of dev.
+    whole = fit(dev_all)
+    in_sample = [None if e.declined else fitted_confidences(whole, [e])[0] for e in dev_all]
+    assert values != in_sample
+    report = fit_and_check(pool, seed=0)
+    assert report.declines_dev == declines(report.model, dev_all, values=values)
+    dev_answers = [e for e in dev_all if not e.declined]
+    answered_values = [v for v in values if v is not None]
+    assert report.fitted_dev.threshold == threshold_for(
+        answered_values, [e.right for e in dev_answers]
+    )
