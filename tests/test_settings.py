@@ -145,7 +145,8 @@ def test_config_show_names_the_engine(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "floor"),
     [
-        ({"profile": "default"}, 0.75),  # Qwen2.5-1.5B's floor, measured with answer_v5
+        ({"profile": "default"}, 0.0),  # Qwen2.5-1.5B's catalog fit declines, P(yes) feeds it
+        ({"profile": "default", "embedder": "all-minilm-l6-v2"}, 0.75),  # no fit: its floor
         ({"profile": "test"}, None),  # SmolLM2: not measured, so no check
         ({"profile": "default", "answerable_floor": 0.8}, 0.8),
         ({"profile": "default", "answerable_floor": 0.0}, 0.0),  # asked and recorded only
@@ -172,6 +173,8 @@ def test_the_confidence_fit_is_the_setting_or_the_generators_with_its_embedder(
         QWEN_15B,
         confidence_fit=(("intercept", -2.0), ("support", 3.0)),
         confidence_fit_embedder="multilingual-e5-small",
+        decline_below=None,
+        low_confidence=None,
     )
     monkeypatch.setitem(MODELS, QWEN_15B.name, fitted)
     assert confidence_fit(Settings(profile="default")) == ConfidenceFit(-2.0, support=3.0)
@@ -185,6 +188,12 @@ def test_the_confidence_fit_is_the_setting_or_the_generators_with_its_embedder(
         0.5, answerable=1.0
     )
     assert decline_below(Settings(profile="default")) is None  # the catalog fit has none
+    # With the catalog's fit, P(yes) is asked for the fit and the fit declines, not a floor;
+    # without it (another embedder, a user's own fit) the model's floor stays.
+    assert answerable_floor(Settings(profile="default")) == 0.0
+    assert answerable_floor(Settings(profile="default", answerable_floor=0.6)) == 0.6
+    assert answerable_floor(Settings(profile="default", embedder="all-minilm-l6-v2")) == 0.75
+    assert answerable_floor(Settings(profile="default", confidence_fit=own)) == 0.75
     monkeypatch.setitem(MODELS, QWEN_15B.name, dataclasses.replace(fitted, decline_below=0.3))
     assert decline_below(Settings(profile="default")) == 0.3
     assert answer_config(Settings(profile="default")).decline_below == 0.3

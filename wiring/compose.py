@@ -218,12 +218,16 @@ def confidence_fit(settings: Settings) -> ConfidenceFit | None:
 
 def answerable_floor(settings: Settings) -> float | None:
     """DOCQA_ANSWERABLE_FLOOR when set (0: P(yes) is asked and recorded, nothing declined, so
-    evaluation runs can replay any floor); else the generator's measured floor. A user's own or
+    evaluation runs can replay any floor); else 0 where the catalog's confidence fit applies
+    (P(yes) is one of its inputs, and its decline level declines: measured better than a floor
+    on P(yes) alone, docs/EVALUATION.md); else the generator's measured floor. A user's own or
     remote model has none: P(yes) is calibrated per model."""
     if settings.answerable_floor is not None:
         return settings.answerable_floor
     if settings.generator_url:
         return None
+    if settings.confidence_fit is None and _catalog_fit(settings) is not None:
+        return 0.0
     return models_for(settings).generator.answerable_floor
 
 

@@ -207,6 +207,8 @@ def test_the_cli_replays_the_settings_fit_only_for_its_models(
     lines = "".join(json.dumps(r) + "\n" for r in with_parts)
     (run.path / "per_question.jsonl").write_text(lines, encoding="utf-8")
     args = ["eval", "replay", run.path.name, "--runs-dir", str(runs)]
+    spec = MODELS["qwen2.5-coder-1.5b-instruct"]
+    monkeypatch.setitem(MODELS, spec.name, replace(spec, confidence_fit=None))
     none = CliRunner().invoke(app, ["--profile", "default", *args, "--fitted"])
     assert none.exit_code == 2 and "no confidence fit" in none.output
     monkeypatch.setenv("DOCQA_CONFIDENCE_FIT", '{"intercept": -2.0, "answerable": 1.0}')
@@ -219,7 +221,6 @@ def test_the_cli_replays_the_settings_fit_only_for_its_models(
     assert rows[1][6] == "100.0%"  # answerable declined
     # The catalog's fit (no DOCQA_CONFIDENCE_FIT) is for its generator and embedder only.
     monkeypatch.delenv("DOCQA_CONFIDENCE_FIT")
-    spec = MODELS["qwen2.5-coder-1.5b-instruct"]
     fitted_spec = replace(
         spec,
         confidence_fit=(("intercept", -2.0), ("answerable", 1.0)),
