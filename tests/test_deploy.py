@@ -364,6 +364,52 @@ def test_promtool_accepts_the_shipped_prometheus_config_and_rules() -> None:
     assert "1 rule files found" in done.stdout + done.stderr
 
 
+@pytest.mark.slow
+def test_the_low_confidence_alert_fires_on_a_rise_not_on_the_thresholds_steady_share(
+    tmp_path: Path,
+) -> None:
+    """The default profile's fitted threshold flags about 60% of answers as a matter of course;
+    the alert is for a rise over the service's own week (promtool's rule unit tests)."""
+    _, promtool = prometheus_binaries()
+    rules = DEPLOY / "prometheus" / "rules.yml"
+    summary = "Low-confidence answers are 20 points over their 7-day mean"
+    case = {
+        "rule_files": [str(rules)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "5m",  # a scrape every 5 minutes (1m loads too many samples)
+                # a week and a bit at 60% flagged, then an hour at 90%
+                "input_series": [
+                    {
+                        "series": 'docqa_low_confidence_ratio{instance="api"}',
+                        "values": "0.6x2040 0.9x12",
+                    }
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "10190m", "alertname": "DocqaLowConfidence", "exp_alerts": []},
+                    {
+                        "eval_time": "10250m",
+                        "alertname": "DocqaLowConfidence",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {"severity": "warning"},
+                                "exp_annotations": {"summary": summary},
+                            }
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "low_confidence_test.yml"
+    path.write_text(yaml.safe_dump(case), encoding="utf-8")
+    done = subprocess.run(
+        [promtool, "test", "rules", str(path)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 @pytest.fixture
 def prometheus_binary() -> str:
     """Asked before `docqa_serve`, so a missing Prometheus skips before a server starts."""
