@@ -439,10 +439,10 @@ def report_text(report: FitReport) -> str:
         f"is the highest declining at most {ANSWERABLE_DECLINED_TARGET:.0%} of answerable "
         f"questions there):\n"
         f"DOCQA_CONFIDENCE_FIT='{fit_json(report.model)}'\n"
-        f"{_setting('DOCQA_DECLINE_BELOW', report.decline_below)}\n"
-        f"{_setting('DOCQA_LOW_CONFIDENCE', report.fitted.threshold)}"
+        f"{setting_line('DOCQA_DECLINE_BELOW', report.decline_below)}\n"
+        f"{setting_line('DOCQA_LOW_CONFIDENCE', report.fitted.threshold)}"
     )
 
 
-def _setting(name: str, value: float | None) -> str:
+def setting_line(name: str, value: float | None) -> str:
     return f"{name}={shown(value)}" if value is not None else f"# {name}: none meets its target"

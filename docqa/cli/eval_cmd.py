@@ -341,6 +341,13 @@ def fit_confidence(
         "--features",
         help="What the fit weighs, comma-separated.",
     ),
+    repeats: int = typer.Option(
+        0,
+        "--repeats",
+        min=0,
+        help="Choose the decline level and threshold on this many random halvings (averaged), "
+        "and fit on every answer; 0: one split (--seed), read on its held-out half.",
+    ),
     plot: Path | None = typer.Option(
         None,
         "--plot",
@@ -351,6 +358,7 @@ def fit_confidence(
     """Fit the confidence (P(right)) on recorded runs, check it on held-out questions, and print
     it as DOCQA_CONFIDENCE_FIT."""
     from app.answer.confidence import FIT_FEATURES
+    from eval.confidence_choice import choice_text, choose
     from eval.confidence_fit import fit_and_check, pooled_examples, reliability_plot, report_text
     from eval.errors import EvalError
     from eval.replay import default_floor, parse_floor
@@ -363,12 +371,14 @@ def fit_confidence(
     try:
         runs = [resolve_run(ref, settings.run_records_dir) for ref in run_refs]
         chosen = parse_floor(floor) if floor.strip() else default_floor(runs)
-        report = fit_and_check(pooled_examples(runs, chosen), seed, dev_share, names)
+        pool = pooled_examples(runs, chosen)
+        report = fit_and_check(pool, seed, dev_share, names)
+        choice = choose(pool, repeats, dev_share, names) if repeats else None
     except EvalError as exc:
         raise _fail(exc, exc.exit_code) from exc
     except ValueError as exc:
         raise _fail(EvalError(str(exc)), 2) from exc
-    typer.echo(report_text(report))
+    typer.echo(report_text(report) if choice is None else choice_text(choice))
     if plot is not None:
         plot.parent.mkdir(parents=True, exist_ok=True)
         plot.write_bytes(reliability_plot(report))

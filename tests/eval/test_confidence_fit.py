@@ -185,6 +185,13 @@ def test_the_cli_prints_a_fit_the_settings_take(
     fit = confidence_fit(load_settings())
     assert fit is not None and fit.support > 0 and fit.answerable > 0
 
+    repeated = CliRunner().invoke(
+        app, ["eval", "fit-confidence", run.path.name, "--runs-dir", str(runs), "--repeats", "3"]
+    )
+    assert repeated.exit_code == 0, repeated.output
+    assert "averaged over 3 random halvings" in repeated.output
+    assert "DOCQA_CONFIDENCE_FIT=" in repeated.output and "DOCQA_LOW_CONFIDENCE" in repeated.output
+
     bad = CliRunner().invoke(
         app, ["eval", "fit-confidence", run.path.name, "--runs-dir", str(runs), "--features", "x"]
     )
