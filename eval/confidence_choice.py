@@ -28,12 +28,14 @@ from eval.confidence_fit import (
     PRECISION_TARGET,
     Declines,
     Example,
+    Scored,
     answered,
     chosen_decline,
     declines,
     fit,
     fit_json,
     fitted_confidences,
+    score,
     setting_line,
     split,
 )
@@ -60,6 +62,9 @@ class Choice:
     kept: list[Kept]
     decline_below: float | None
     low_confidence: float | None
+    # ECE and AUROC over the held-out answers, averaged: the recorded confidence, then the fit
+    recorded: tuple[float | None, float | None] = (None, None)
+    fitted: tuple[float | None, float | None] = (None, None)
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -99,6 +104,7 @@ def choose(
         raise ValueError("repeats must be at least 1")
     per_seed: list[list[Declines]] = []
     kept: dict[float, list[Kept]] = {t: [] for t in THRESHOLDS}
+    scores: dict[str, list[Scored]] = {"recorded": [], "fitted": []}
     for seed in range(repeats):
         dev_all, held_all = split(pool, seed, dev_share)
         model = fit(answered(dev_all), names)
@@ -106,6 +112,8 @@ def choose(
         held = answered(held_all)
         values = fitted_confidences(model, held)
         right = [e.right for e in held]
+        scores["recorded"].append(score([e.shipped or 0.0 for e in held], right, None))
+        scores["fitted"].append(score(values, right, None))
         for t in THRESHOLDS:
             kept[t].append(kept_at(values, right, t))
     rows = averaged(per_seed)
@@ -127,7 +135,13 @@ def choose(
         kept=mean_kept,
         decline_below=chosen_decline(rows),
         low_confidence=min(meeting, default=None),
+        recorded=_mean_scores(scores["recorded"]),
+        fitted=_mean_scores(scores["fitted"]),
     )
+
+
+def _mean_scores(scores: Sequence[Scored]) -> tuple[float | None, float | None]:
+    return _mean([s.ece for s in scores]), _mean([s.auroc for s in scores])
 
 
 def choice_text(choice: Choice) -> str:
@@ -157,9 +171,11 @@ def choice_text(choice: Choice) -> str:
             for k in shown_kept
         ],
     )
+    (ece_r, auc_r), (ece_f, auc_f) = choice.recorded, choice.fitted
     return (
         f"Held-out shares averaged over {choice.repeats} random halvings (fit on one half, read "
-        f"on the other):\n{decline_table}\n\n{kept_table}\n"
+        f"on the other): ECE {shown(ece_r)} recorded, {shown(ece_f)} fitted; AUROC "
+        f"{shown(auc_r)} recorded, {shown(auc_f)} fitted.\n{decline_table}\n\n{kept_table}\n"
         f"The settings that ship it (the fit on all {choice.answers} answers; the decline level "
         f"is the highest declining at most {ANSWERABLE_DECLINED_TARGET:.0%} of answerable "
         f"questions on average, the threshold the lowest keeping answers at least "

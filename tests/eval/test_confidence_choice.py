@@ -58,6 +58,9 @@ def test_the_choice_averages_the_held_out_halves_and_fits_on_everything() -> Non
     meeting = [t for t, r in zip(THRESHOLDS, means, strict=True) if r is not None and r >= 0.9]
     assert got.low_confidence == min(meeting)
     assert got.model == fit(answered(pool))  # the halvings chose; everything fits
+    # the recorded confidence is 0.8 for every answer: it cannot order them, the fit can
+    assert got.recorded[1] == pytest.approx(0.5)
+    assert got.fitted[1] is not None and got.fitted[1] > 0.7
     assert got.answers == len(pool) - 1
     text = choice_text(got)
     assert f"DOCQA_DECLINE_BELOW={got.decline_below:.3f}" in text
