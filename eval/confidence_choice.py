@@ -28,6 +28,7 @@ from eval.confidence_fit import (
     PRECISION_TARGET,
     Declines,
     Example,
+    Kept,
     Scored,
     answered,
     chosen_decline,
@@ -35,6 +36,7 @@ from eval.confidence_fit import (
     fit,
     fit_json,
     fitted_confidences,
+    kept_at,
     score,
     setting_line,
     split,
@@ -42,15 +44,6 @@ from eval.confidence_fit import (
 
 # The low-confidence thresholds tried: a fitted P(right) under 0.5 is a coin flip already.
 THRESHOLDS = tuple(round(0.5 + 0.01 * i, 2) for i in range(50))
-
-
-@dataclass(frozen=True)
-class Kept:
-    """One threshold averaged over the halvings' held-out answers."""
-
-    threshold: float
-    kept: float | None  # share of answers at or above it
-    kept_right: float | None  # share right among those
 
 
 @dataclass(frozen=True)
@@ -70,12 +63,6 @@ class Choice:
 def _mean(values: Sequence[float | None]) -> float | None:
     known = [v for v in values if v is not None]
     return statistics.fmean(known) if known else None
-
-
-def kept_at(confidences: Sequence[float], right: Sequence[bool], t: float) -> Kept:
-    kept = [ok for c, ok in zip(confidences, right, strict=True) if c >= t]
-    n = len(confidences)
-    return Kept(t, len(kept) / n if n else None, sum(kept) / len(kept) if kept else None)
 
 
 def averaged(per_seed: Sequence[Sequence[Declines]]) -> list[Declines]:

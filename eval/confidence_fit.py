@@ -193,21 +193,32 @@ def threshold_for(confidences: Sequence[float], right: Sequence[bool]) -> float 
     return None
 
 
+@dataclass(frozen=True)
+class Kept:
+    """The answers at or above one low-confidence threshold."""
+
+    threshold: float
+    kept: float | None  # share of answers at or above it
+    kept_right: float | None  # share right among those
+
+
+def kept_at(confidences: Sequence[float], right: Sequence[bool], t: float) -> Kept:
+    kept = [ok for c, ok in zip(confidences, right, strict=True) if c >= t]
+    n = len(confidences)
+    return Kept(t, len(kept) / n if n else None, sum(kept) / len(kept) if kept else None)
+
+
 def score(confidences: Sequence[float], right: Sequence[bool], threshold: float | None) -> Scored:
     n = len(confidences)
-    kept = [
-        ok
-        for c, ok in zip(confidences, right, strict=True)
-        if threshold is not None and c >= threshold
-    ]
+    at = None if threshold is None else kept_at(confidences, right, threshold)
     return Scored(
         n=n,
         right=sum(right) / n if n else None,
         ece=expected_calibration_error(list(confidences), list(right)) if n else None,
         auroc=auroc(confidences, right) if n else None,
         threshold=threshold,
-        kept=len(kept) / n if n and threshold is not None else None,
-        kept_precision=sum(kept) / len(kept) if kept else None,
+        kept=None if at is None else at.kept,
+        kept_precision=None if at is None else at.kept_right,
     )
 
 

@@ -166,9 +166,10 @@ def answer_config(settings: Settings) -> AnswerConfig:
 
 
 def _catalog_fit(settings: Settings) -> ModelSpec | None:
-    """The generator's spec when its catalog fit applies: fitted, with the embedder in use, and
-    not a remote generator (whose P(yes) and log-probabilities are another model's)."""
-    if settings.generator_url:
+    """The generator's spec when its catalog fit applies: no DOCQA_CONFIDENCE_FIT of the user's
+    (which comes with its own thresholds or none), fitted, with the embedder in use, and not a
+    remote generator (whose P(yes) and log-probabilities are another model's)."""
+    if settings.confidence_fit is not None or settings.generator_url:
         return None
     models = models_for(settings)
     spec = models.generator
@@ -182,7 +183,7 @@ def decline_below(settings: Settings) -> float | None:
     own fit comes with its own threshold or none)."""
     if settings.decline_below is not None:
         return settings.decline_below
-    spec = None if settings.confidence_fit is not None else _catalog_fit(settings)
+    spec = _catalog_fit(settings)
     return None if spec is None else spec.decline_below
 
 
@@ -191,7 +192,7 @@ def low_confidence(settings: Settings) -> float:
     threshold is on the fit's scale); else the weighted sum's DEFAULT_THRESHOLD."""
     if settings.low_confidence is not None:
         return settings.low_confidence
-    spec = None if settings.confidence_fit is not None else _catalog_fit(settings)
+    spec = _catalog_fit(settings)
     if spec is None or spec.low_confidence is None:
         return DEFAULT_THRESHOLD
     return spec.low_confidence
@@ -203,7 +204,7 @@ def confidence_fit(settings: Settings) -> ConfidenceFit | None:
     weighted sum. A remote generator has none: its P(yes) and log-probabilities are another
     model's."""
     chosen: dict[str, float] | None = settings.confidence_fit
-    if chosen is None and (spec := _catalog_fit(settings)) is not None:
+    if (spec := _catalog_fit(settings)) is not None:  # None when the setting is given
         chosen = dict(spec.confidence_fit or ())
     if chosen is None:
         return None
@@ -226,7 +227,7 @@ def answerable_floor(settings: Settings) -> float | None:
         return settings.answerable_floor
     if settings.generator_url:
         return None
-    if settings.confidence_fit is None and _catalog_fit(settings) is not None:
+    if _catalog_fit(settings) is not None:
         return 0.0
     return models_for(settings).generator.answerable_floor
 

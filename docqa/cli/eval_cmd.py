@@ -372,14 +372,19 @@ def fit_confidence(
         runs = [resolve_run(ref, settings.run_records_dir) for ref in run_refs]
         chosen = parse_floor(floor) if floor.strip() else default_floor(runs)
         pool = pooled_examples(runs, chosen)
-        report = fit_and_check(pool, seed, dev_share, names)
         choice = choose(pool, repeats, dev_share, names) if repeats else None
+        # One split's report: printed without --repeats; its held-out half is what --plot draws.
+        needed = choice is None or plot is not None
+        report = fit_and_check(pool, seed, dev_share, names) if needed else None
     except EvalError as exc:
         raise _fail(exc, exc.exit_code) from exc
     except ValueError as exc:
         raise _fail(EvalError(str(exc)), 2) from exc
-    typer.echo(report_text(report) if choice is None else choice_text(choice))
-    if plot is not None:
+    if choice is not None:
+        typer.echo(choice_text(choice))
+    elif report is not None:
+        typer.echo(report_text(report))
+    if plot is not None and report is not None:
         plot.parent.mkdir(parents=True, exist_ok=True)
         plot.write_bytes(reliability_plot(report))
         typer.echo(f"reliability diagrams: {plot}")

@@ -7,15 +7,17 @@ import random
 import pytest
 
 from app.answer.confidence import ConfidenceFit, Parts
-from eval.confidence_choice import THRESHOLDS, Kept, averaged, choice_text, choose, kept_at
+from eval.confidence_choice import THRESHOLDS, averaged, choice_text, choose
 from eval.confidence_fit import (
     Declines,
     Example,
+    Kept,
     answered,
     chosen_decline,
     declines,
     fit,
     fitted_confidences,
+    kept_at,
     split,
 )
 
