@@ -253,8 +253,9 @@ class AnswerService:
             fit=self.config.confidence_fit,
             p_answerable=answerable,
             language=question_language(plan.question),
+            query=plan.query,
         )
-        if self.unsupported(conf.value, answerable):
+        if self.unsupported(conf.value, answerable, conf.parts):
             log.info(
                 "declined: fitted P(right) %.3f under %.3f", conf.value, self.config.decline_below
             )
@@ -277,11 +278,12 @@ class AnswerService:
             parts=conf.parts,
         )
 
-    def unsupported(self, confidence: float, p_answerable: float | None) -> bool:
+    def unsupported(self, confidence: float, p_answerable: float | None, parts: Parts) -> bool:
         """Whether a fitted confidence declines the answer: under ``decline_below``. Only a
         fitted P(right) does (a weighted sum is no probability), and only where it applied."""
         fit = self.config.confidence_fit
-        return fit is not None and fit.declines(confidence, p_answerable, self.config.decline_below)
+        below = self.config.decline_below
+        return fit is not None and fit.declines(confidence, p_answerable, below, parts)
 
     def _declined(
         self, plan: Plan, timings: dict[str, float], parts: Parts | None = None
@@ -314,6 +316,7 @@ class AnswerService:
             None,
             self.evidence,
             threshold=self.config.low_confidence,
+            query=plan.query,
         )
         return Answer(
             answer=f"{sentence} [1]",

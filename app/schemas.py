@@ -109,6 +109,9 @@ class ConfidenceParts(BaseModel):
     certainty: float | None = Field(
         None, description="The model's geometric mean token probability (0.5 when unknown)."
     )
+    coverage: float | None = Field(
+        None, description="Share of the query's content words found in the top passage."
+    )
 
 
 class AskResponse(BaseModel):

@@ -21,7 +21,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from app.answer.confidence import FIT_FEATURES, ConfidenceFit
+from app.answer.confidence import ConfidenceFit
 from eval.compare import shown, shown_share, table
 from eval.confidence_fit import (
     ANSWERABLE_DECLINED_TARGET,
@@ -33,10 +33,12 @@ from eval.confidence_fit import (
     answered,
     chosen_decline,
     declines,
+    features,
     fit,
     fit_json,
     fitted_confidences,
     kept_at,
+    measured_features,
     score,
     setting_line,
     split,
@@ -83,12 +85,13 @@ def choose(
     pool: Sequence[Example],
     repeats: int = 10,
     dev_share: float = 0.5,
-    names: Sequence[str] = FIT_FEATURES,
+    names: Sequence[str] | None = None,
 ) -> Choice:
     """The decline level and threshold chosen on ``repeats`` halvings (seeds 0..repeats-1),
     and the fit on every answer."""
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
+    names = measured_features(pool) if names is None else names
     per_seed: list[list[Declines]] = []
     kept: dict[float, list[Kept]] = {t: [] for t in THRESHOLDS}
     scores: dict[str, list[Scored]] = {"recorded": [], "fitted": []}
@@ -117,7 +120,7 @@ def choose(
     return Choice(
         repeats=repeats,
         model=fit(everything, names),
-        answers=len(everything),
+        answers=sum(features(e, names) is not None for e in everything),  # what it fitted
         declines=rows,
         kept=mean_kept,
         decline_below=chosen_decline(rows),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -32,6 +33,8 @@ from eval.calibration import auroc, expected_calibration_error, reliability_bin_
 from eval.compare import shown, shown_share, table
 from eval.replay import Floor, check_floor, declined_under, recorded_parts
 from eval.store import Run
+
+log = logging.getLogger(__name__)
 
 PRECISION_TARGET = 0.9  # issue 11: answers at or above the low-confidence threshold, >= 90% right
 
@@ -129,12 +132,22 @@ C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 CV_FOLDS = 5
 
 
-def fit(dev: Sequence[Example], names: Sequence[str] = FIT_FEATURES) -> ConfidenceFit:
+def measured_features(pool: Sequence[Example]) -> tuple[str, ...]:
+    """What a fit can weigh on ``pool``: every input, less ``coverage`` when no answer has it
+    (runs recorded before it was a part, not backfilled: ``docqa eval backfill``)."""
+    if any(e.parts is not None and e.parts.coverage is not None for e in pool):
+        return FIT_FEATURES
+    log.info("no answer has a coverage (docqa eval backfill measures it): fitting without it")
+    return tuple(n for n in FIT_FEATURES if n != "coverage")
+
+
+def fit(dev: Sequence[Example], names: Sequence[str] | None = None) -> ConfidenceFit:
     """Logistic regression of ``right`` on ``names`` over the development examples, its L2
     strength chosen by stratified cross-validation (log-loss) where each class has >= 2
-    examples, else C=1."""
+    examples, else C=1. ``names``: `measured_features` when None."""
     from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 
+    names = measured_features(dev) if names is None else names
     usable = [(row, e.right) for e in answered(dev) if (row := features(e, names)) is not None]
     labels = {ok for _, ok in usable}
     if len(labels) < 2:
@@ -227,7 +240,7 @@ def fitted_confidence(model: ConfidenceFit, example: Example) -> float:
     exist, else the weighted sum (``app.answer.confidence.combine``)."""
     parts = example.parts
     assert parts is not None, "a decline has no confidence to refit"
-    if model.applies(example.p_answerable):
+    if model.applies(example.p_answerable, parts):
         return model.probability(parts, example.p_answerable, example.language)
     return combine(parts.retrieval, parts.support or 0.0, parts.certainty or 0.0).value
 
@@ -284,7 +297,7 @@ def declines(
         left: list[tuple[float, bool]] = []
         declined = {True: 0, False: 0}  # by answerable
         for e, value in zip(pool, values, strict=True):
-            if value is None or model.declines(value, e.p_answerable, below):
+            if value is None or model.declines(value, e.p_answerable, below, e.parts):
                 declined[e.answerable] += 1
             else:
                 left.append((value, e.right))
@@ -325,12 +338,13 @@ def fit_and_check(
     pool: Sequence[Example],
     seed: int = 0,
     dev_share: float = 0.5,
-    names: Sequence[str] = FIT_FEATURES,
+    names: Sequence[str] | None = None,
 ) -> FitReport:
     """Fit on the development split; score it and the recorded confidence on the held-out one,
     each with the threshold chosen on the development split."""
     dev_all, held_all = split(pool, seed, dev_share)
     dev, held = answered(dev_all), answered(held_all)
+    names = measured_features(pool) if names is None else names
     model = fit(dev, names)
     dev_values = out_of_fold(dev_all, names, seed)
     dev_fit = [v for v in dev_values if v is not None]  # the answers', in ``dev``'s order

@@ -145,7 +145,13 @@ def recorded_parts(record: Mapping[str, Any]) -> Parts | None:
     parts = record.get("confidence_parts") or {}
     if any(parts.get(k) is None for k in ("retrieval", "support", "certainty")):
         return None
-    return Parts(float(parts["retrieval"]), float(parts["support"]), float(parts["certainty"]))
+    coverage = parts.get("coverage")  # absent from runs recorded before it was a part
+    return Parts(
+        float(parts["retrieval"]),
+        float(parts["support"]),
+        float(parts["certainty"]),
+        None if coverage is None else float(coverage),
+    )
 
 
 def outcome(
@@ -162,11 +168,11 @@ def outcome(
         return True, confidence
     p = record.get("p_answerable")
     parts = recorded_parts(record)
-    if fit is None or parts is None or not fit.applies(p):
+    if fit is None or parts is None or not fit.applies(p, parts):
         return False, confidence
     language = str(record.get("language") or "en")
     value = fit.probability(parts, None if p is None else float(p), language)
-    return fit.declines(value, p, decline_below), value
+    return fit.declines(value, p, decline_below, parts), value
 
 
 def replay(

@@ -29,6 +29,7 @@ CONFIG = "config.json"
 METRICS = "metrics.json"
 PER_QUESTION = "per_question.jsonl"
 REPORT = "report.html"
+BACKFILL = "backfill.json"  # parts measured after the run (eval.backfill)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -83,9 +84,10 @@ class Run:
         write_json(self.path / METRICS, metrics)
 
     # --------------------------------------------------------------------- per question
-    def records(self) -> list[dict[str, Any]]:
+    def records(self, backfilled: bool = True) -> list[dict[str, Any]]:
         """The complete lines of ``per_question.jsonl`` (a cut-short last line is dropped and
-        cut from the file)."""
+        cut from the file); ``backfilled``: with the confidence parts ``backfill.json`` holds
+        filled in where a line has none."""
         path = self.path / PER_QUESTION
         if not path.exists():
             return []
@@ -120,6 +122,20 @@ class Run:
                     handle.write(b"\n")  # a complete last line whose newline was lost
                 handle.flush()
                 os.fsync(handle.fileno())
+        return self._backfilled(records) if backfilled else records
+
+    def _backfilled(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        path = self.path / BACKFILL
+        if not path.is_file():
+            return records
+        parts: dict[str, dict[str, float]] = read_json(path).get("parts", {})
+        for record in records:
+            recorded = record.get("confidence_parts")
+            if recorded is None:
+                continue
+            for name, values in parts.items():
+                if recorded.get(name) is None and record["id"] in values:
+                    recorded[name] = values[record["id"]]
         return records
 
     def append(self, record: dict[str, Any]) -> None:

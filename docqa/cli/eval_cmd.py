@@ -191,6 +191,37 @@ def runs(
     typer.echo(runs_text(found))
 
 
+@app.command("backfill")
+def backfill(
+    ctx: typer.Context,
+    run_refs: list[str] = typer.Argument(..., metavar="RUN...", help="Run names or folders."),
+    runs_dir: Path | None = typer.Option(None, "--runs-dir", help="Overrides DOCQA_RUNS_DIR."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+) -> None:
+    """Measure the confidence parts runs were recorded without (coverage), by asking their
+    retrieval again; written to each run's backfill.json. Use the runs' --profile."""
+    from eval.backfill import backfill_coverage
+    from eval.errors import EvalError
+    from eval.store import resolve_run
+    from index.errors import DocqaIndexError
+    from modelstore.errors import ModelError
+
+    settings = _with_overrides(ctx.obj, runs_dir=runs_dir)
+    try:
+        runs = [resolve_run(ref, settings.run_records_dir) for ref in run_refs]
+        for run in runs:
+            with logging_redirect_tqdm():
+                done = backfill_coverage(settings, run, progress)
+            typer.echo(
+                f"{run.name}: coverage of {done.measured} answers"
+                + (f"; {len(done.unchecked)} no longer match the record" if done.unchecked else "")
+            )
+    except EvalError as exc:
+        raise _fail(exc, exc.exit_code) from exc
+    except (ModelError, DocqaIndexError) as exc:
+        raise _fail(exc, 1) from exc
+
+
 @app.command("agreement")
 def agreement(
     ctx: typer.Context,
@@ -337,9 +368,9 @@ def fit_confidence(
     ),
     seed: int = typer.Option(0, "--seed", help="Seeds the development/held-out split."),
     features: str = typer.Option(
-        "retrieval,support,certainty,answerable,chinese",
+        "",
         "--features",
-        help="What the fit weighs, comma-separated.",
+        help="What the fit weighs, comma-separated (default: every input the runs measured).",
     ),
     repeats: int = typer.Option(
         0,
@@ -365,8 +396,8 @@ def fit_confidence(
     from eval.store import resolve_run
 
     settings = _with_overrides(ctx.obj, runs_dir=runs_dir)
-    names = [x.strip() for x in features.split(",") if x.strip()]
-    if not names or set(names) - set(FIT_FEATURES):
+    names = [x.strip() for x in features.split(",") if x.strip()] or None  # None: all measured
+    if names is not None and set(names) - set(FIT_FEATURES):
         raise _fail(EvalError(f"--features takes some of {', '.join(FIT_FEATURES)}"), 2)
     try:
         runs = [resolve_run(ref, settings.run_records_dir) for ref in run_refs]

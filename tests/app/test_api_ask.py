@@ -246,9 +246,12 @@ def test_an_unanswerable_question_is_declined_without_generating(
     answered = client.post("/v1/ask", json={"question": "Who owns orbit-agent?"}).json()
     assert not answered["declined"] and answered["answerable"] == 0.9
     # The response says what its confidence combined: a decline its retrieval evidence only.
-    assert set(answered["confidence_parts"]) == {"retrieval", "support", "certainty"}
+    assert set(answered["confidence_parts"]) == {"retrieval", "support", "certainty", "coverage"}
     assert answered["confidence_parts"]["support"] is not None
+    # "orbit" and "agent" are in the top passage, "owns" is not (its table says "Owner")
+    assert answered["confidence_parts"]["coverage"] == pytest.approx(2 / 3, abs=1e-4)
     assert body["confidence_parts"]["support"] is None
+    assert body["confidence_parts"]["coverage"] is None
     assert body["confidence"] == pytest.approx(
         0.4 * body["confidence_parts"]["retrieval"], abs=1e-3
     )

@@ -132,3 +132,42 @@ def test_an_onnx_backend_keeps_its_models_calibration() -> None:
     for name in ("multilingual-e5-small", "all-minilm-l6-v2"):
         assert calibration_for(f"{name}@onnx-int8") == calibration_for(name)
         assert calibration_for(f"{name}@onnx") != GENERIC_CALIBRATION
+
+
+def test_coverage_is_the_share_of_the_querys_content_units_in_the_top_passage() -> None:
+    from app.answer.confidence import question_coverage
+
+    top = make_hit(1, "Orbit-agent listens on port 7070. Owner: Lin Wei.")
+    other = make_hit(2, "Who owns what: the owners table.")
+    # units: owns, orbit, agent, port; the top passage has orbit, agent, port
+    assert question_coverage("Who owns the orbit-agent port?", [top, other]) == 0.75
+    assert question_coverage("Who owns the orbit-agent port?", [other, top]) == 0.25  # "owns"
+    assert question_coverage("Who owns the orbit-agent port?", []) == 0.0
+    assert question_coverage("What is it?", [top]) == 0.0  # no content units
+    # Chinese: character bigrams, traditional folded onto simplified
+    zh = make_hit(1, "日志保留90天。")
+    # 日志 志保 保留 are in it, 留多 多久 are not
+    assert question_coverage("日誌保留多久？", [zh]) == pytest.approx(0.6)
+
+
+def test_coverage_is_recorded_with_a_query_and_weighed_only_by_a_fit() -> None:
+    from app.answer.confidence import ConfidenceFit, Parts
+
+    hits = [make_hit(1, "API keys rotate every 30 days.", dense=0.5, dense_rank=1)]
+    args = (hits, "API keys rotate every 30 days [1].", [hits[0].chunk.text], -0.2, MINILM)
+    plain = answer_confidence(*args)
+    asked = answer_confidence(*args, query="How often do API keys rotate?")
+    assert plain.coverage is None and asked.coverage == 1.0
+    assert asked.value == plain.value  # the weighted sum does not weigh it
+    fit = ConfidenceFit(intercept=-1.0, coverage=2.0)
+    assert answer_confidence(*args, fit=fit, query="How often do API keys rotate?").value == (
+        pytest.approx(1 / (1 + math.exp(-1.0)), abs=1e-6)
+    )
+    off = answer_confidence(*args, fit=fit, query="Who founded the canteen?")
+    assert off.coverage == 0.0 and off.value == pytest.approx(1 / (1 + math.exp(1.0)), abs=1e-6)
+    # A fit that weighs coverage does not apply where it was not measured: the weighted sum.
+    assert answer_confidence(*args, fit=fit).value == plain.value
+    assert not fit.applies(None, Parts(0.5, 0.5, 0.5)) and fit.applies(
+        None, Parts(0.5, 0.5, 0.5, 0.0)
+    )
+    assert not fit.declines(0.1, None, 0.45, Parts(0.5, 0.5, 0.5))

@@ -28,6 +28,7 @@ from eval.confidence_fit import (
     fit_and_check,
     fitted_confidences,
     in_dev,
+    measured_features,
     out_of_fold,
     report_text,
     split,
@@ -313,7 +314,8 @@ def test_development_thresholds_are_chosen_on_out_of_fold_p_right() -> None:
     for i in range(300):
         right = rng.random() < 0.7
         support = min(1.0, max(0.0, rng.gauss(0.8 if right else 0.5, 0.2)))
-        pool.append(_answer("s", f"q{i}", Parts(rng.random(), support, 0.5), 0.7, right=right))
+        parts = Parts(rng.random(), support, 0.5, rng.random())
+        pool.append(_answer("s", f"q{i}", parts, 0.7, right=right))
     pool.append(Example("s", "run-declined", False, False, True, None, 0.1, None))
     dev_all, _ = split(pool, 0, 0.5)
     values = out_of_fold(dev_all, FIT_FEATURES, seed=0)
@@ -329,3 +331,29 @@ def test_development_thresholds_are_chosen_on_out_of_fold_p_right() -> None:
     assert report.fitted_dev.threshold == threshold_for(
         answered_values, [e.right for e in dev_answers]
     )
+
+
+def test_a_fit_weighs_coverage_where_the_runs_measured_it() -> None:
+    """Unanswerable questions answered from a neighbouring passage: retrieval and support as
+    high as for answerable ones, but the passage lacks the question's particulars. Coverage
+    is what tells them apart, so a fit that may weigh it separates them."""
+    rng = random.Random(5)
+    pool = []
+    for i in range(200):
+        answerable = rng.random() < 0.7
+        right = answerable and rng.random() < 0.85
+        cov = min(1.0, max(0.0, rng.gauss(0.8 if answerable else 0.4, 0.15)))
+        parts = Parts(rng.uniform(0.6, 1.0), rng.uniform(0.5, 1.0), 0.6, round(cov, 4))
+        pool.append(_answer("s", f"q{i}", parts, 0.8, right=right, answerable=answerable))
+    assert measured_features(pool) == FIT_FEATURES
+    with_it = fit(pool)
+    assert with_it.coverage > 1.0
+    without = [replace(e, parts=replace(e.parts, coverage=None)) for e in pool if e.parts]
+    # Runs recorded before coverage was a part (not backfilled) are fitted without it.
+    assert "coverage" not in measured_features(without) and fit(without).coverage == 0.0
+    unanswerable = [e for e in pool if not e.answerable]
+    blind = [e for e in without if not e.answerable]
+    # P(right) of the unanswerable answers: about the base rate without coverage, low with it
+    mean_with = sum(fitted_confidences(with_it, unanswerable)) / len(unanswerable)
+    mean_without = sum(fitted_confidences(fit(without), blind)) / len(blind)
+    assert mean_with < 0.4 < 0.55 < mean_without

@@ -83,3 +83,25 @@ def test_find_resumable_wants_an_unfinished_run_with_the_same_inputs(tmp_path: P
     assert find_resumable(tmp_path, "tiny", "0" * 64) is None  # other inputs
     assert find_resumable(tmp_path, "other", "f" * 64) is None
     assert find_resumable(tmp_path / "missing", "tiny", "f" * 64) is None
+
+
+def test_backfilled_parts_fill_in_what_a_line_lacks_and_the_file_stays_as_recorded(
+    tmp_path: Path,
+) -> None:
+    from eval.store import BACKFILL, write_json
+
+    run = make_run(tmp_path, "20260101T000000Z-old", None)
+    old = {"retrieval": 0.9, "support": 0.5, "certainty": 0.7}
+    run.append({"id": "a", "confidence_parts": dict(old)})
+    run.append({"id": "b", "confidence_parts": {**old, "coverage": 0.25}})  # measured: kept
+    run.append({"id": "c", "confidence_parts": None})  # a retrieval-only line
+    run.append({"id": "d", "confidence_parts": dict(old)})  # not backfilled: stays without
+    before = (run.path / PER_QUESTION).read_bytes()
+    write_json(run.path / BACKFILL, {"parts": {"coverage": {"a": 0.5, "b": 1.0, "c": 1.0}}})
+    got = {r["id"]: r["confidence_parts"] for r in run.records()}
+    assert got["a"] == {**old, "coverage": 0.5}
+    assert got["b"]["coverage"] == 0.25
+    assert got["c"] is None and "coverage" not in got["d"]
+    raw = {r["id"]: r["confidence_parts"] for r in run.records(backfilled=False)}
+    assert raw["a"] == old and raw["d"] == old
+    assert (run.path / PER_QUESTION).read_bytes() == before
