@@ -37,7 +37,8 @@ from eval.datasets import load_dataset
 from eval.errors import EvalError
 from eval.metrics import dedupe
 from eval.noise import NoisyRetriever
-from eval.provenance import files_sha256, git_commit
+from eval.provenance import dataset_sha256, git_commit
+from eval.replay import recorded_parts
 from eval.store import BACKFILL, Run, read_json, write_json
 from eval.types import EvalSet
 from wiring.compose import Services
@@ -53,10 +54,10 @@ class Backfilled:
 
 
 def needs_coverage(record: Mapping[str, Any]) -> bool:
-    """An answer (its support was measured: declines before the LLM have none) whose coverage
-    was not recorded."""
-    parts = record.get("confidence_parts") or {}
-    return parts.get("support") is not None and parts.get("coverage") is None
+    """An answer (every part recorded but coverage: declines before the LLM have none) whose
+    coverage was not recorded."""
+    parts = recorded_parts(record)
+    return parts is not None and parts.coverage is None
 
 
 def backfill_coverage(settings: Settings, run: Run, progress: bool = True) -> Backfilled:
@@ -102,8 +103,7 @@ def _run_data(
     if not path.exists():
         raise EvalError(f"{run.name}: its data set {path} is not there to rebuild retrieval from")
     evalset = load_dataset(path, dataset["format"])
-    root = path if path.is_dir() else path.parent
-    sha = files_sha256(evalset.files, root.resolve())
+    sha = dataset_sha256(path, evalset.files)
     if sha != dataset["sha256"]:
         raise EvalError(f"{run.name}: {path} changed since the run (sha256 {sha[:12]})")
     removed = frozenset(config["selection"]["removed_docs"])

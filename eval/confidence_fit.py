@@ -297,7 +297,11 @@ def declines(
         left: list[tuple[float, bool]] = []
         declined = {True: 0, False: 0}  # by answerable
         for e, value in zip(pool, values, strict=True):
-            if value is None or model.declines(value, e.p_answerable, below, e.parts):
+            if (
+                value is None
+                or e.parts is None  # a decline by the run: no value, no parts
+                or model.declines(value, e.p_answerable, below, e.parts)
+            ):
                 declined[e.answerable] += 1
             else:
                 left.append((value, e.right))

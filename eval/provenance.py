@@ -50,6 +50,13 @@ def files_sha256(files: list[Path], root: Path | None = None) -> str:
     return digest.hexdigest()
 
 
+def dataset_sha256(dataset: Path, files: list[Path]) -> str:
+    """A data set's fingerprint: `files_sha256` of its files, named relative to its folder (the
+    path itself when it is a folder). A run records it; a backfill checks against it."""
+    root = dataset if dataset.is_dir() else dataset.parent
+    return files_sha256(files, root.resolve())
+
+
 def git_commit(repo: Path = REPO_ROOT, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
     """The commit of the code, and whether tracked files had changes (outside the ``exclude``
     folders, relative to ``repo``); None fields without git."""

@@ -33,7 +33,7 @@ from eval.datasets import load_dataset
 from eval.errors import ResumeMismatchError
 from eval.metrics import dedupe
 from eval.noise import NoisyBackend, NoisyRetriever
-from eval.provenance import files_sha256, git_commit
+from eval.provenance import dataset_sha256, git_commit
 from eval.report import write_report
 from eval.runconfig import RunSpec, build_config, differences, fingerprint, fingerprint_parts
 from eval.scoring import RANK_DEPTH, Observation, record
@@ -62,8 +62,7 @@ def run_evaluation(
     """One evaluation run (a new one, ``resume``'s, or an unfinished one with the same name and
     inputs when ``auto_resume``); returns its folder and ``metrics.json``'s content."""
     evalset = load_dataset(spec.dataset, spec.format)
-    root = spec.dataset if spec.dataset.is_dir() else spec.dataset.parent
-    dataset_sha = files_sha256(evalset.files, root.resolve())
+    dataset_sha = dataset_sha256(spec.dataset, evalset.files)
     selection = select(evalset.questions, spec.limit, spec.seed, spec.unanswerable_fraction)
     log.info(
         "%d questions (%d unanswerable, %d excluded), %d documents removed from the index",

@@ -177,7 +177,7 @@ class ConfidenceFit:
     0.5
     >>> fit.probability(Parts(0.9, 1.0, 0.5), 0.9)
     0.9
-    >>> fit.applies(None)  # P(yes) has a weight but was not asked: the weighted sum applies
+    >>> fit.applies(None, Parts(0.9, 1.0, 0.5))  # P(yes) weighed but not asked: weighted sum
     False
     >>> ConfidenceFit(intercept=0.0, coverage=1.0).applies(None, Parts(0.9))  # not measured
     False
@@ -191,19 +191,18 @@ class ConfidenceFit:
     chinese: float = 0.0
     coverage: float = 0.0
 
-    def applies(self, p_answerable: float | None, parts: Parts | None = None) -> bool:
-        """Whether every input the fit weighs was measured: P(yes), and ``parts``' coverage
-        (``parts`` None: the caller measured every part)."""
+    def applies(self, p_answerable: float | None, parts: Parts) -> bool:
+        """Whether every input the fit weighs was measured: P(yes), and ``parts``' coverage."""
         if self.answerable != 0.0 and p_answerable is None:
             return False
-        return self.coverage == 0.0 or parts is None or parts.coverage is not None
+        return self.coverage == 0.0 or parts.coverage is not None
 
     def declines(
         self,
         value: float,
         p_answerable: float | None,
         below: float | None,
-        parts: Parts | None = None,
+        parts: Parts,
     ) -> bool:
         """Whether an answer of fitted P(right) ``value`` is declined under ``below``
         (DOCQA_DECLINE_BELOW): only where the fit applied (a weighted sum is no probability)."""
@@ -310,17 +309,15 @@ def combine(
     certainty: float,
     weights: ConfidenceWeights | None = None,
     threshold: float = DEFAULT_THRESHOLD,
-    coverage: float | None = None,
 ) -> Confidence:
-    """The weighted sum, and whether it falls under ``threshold`` (``coverage`` is carried for
-    a fit, not weighed).
+    """The weighted sum, and whether it falls under ``threshold``.
 
     >>> combine(1.0, 0.5, 0.5).value
     0.7
     """
     w = weights or ConfidenceWeights()
     value = round(w.retrieval * retrieval + w.support * support + w.certainty * certainty, 6)
-    return Confidence(value, retrieval, support, certainty, value < threshold, coverage)
+    return Confidence(value, retrieval, support, certainty, value < threshold)
 
 
 def answer_confidence(
@@ -345,8 +342,9 @@ def answer_confidence(
         certainty_score(mean_logprob),
         weights,
         threshold,
-        None if query is None else round(question_coverage(query, hits), 4),
     )
+    if query is not None:  # a part for a fit; the weighted sum does not weigh it
+        conf = replace(conf, coverage=round(question_coverage(query, hits), 4))
     if fit is None or not fit.applies(p_answerable, conf.parts):
         return conf
     value = fit.probability(conf.parts, p_answerable, language)
