@@ -368,7 +368,7 @@ def test_promtool_accepts_the_shipped_prometheus_config_and_rules() -> None:
 def test_the_low_confidence_alert_fires_on_a_rise_not_on_the_thresholds_steady_share(
     tmp_path: Path,
 ) -> None:
-    """The default profile's fitted threshold flags 30-55% of answers as a matter of course;
+    """The default profile's fitted threshold flags 25-60% of answers as a matter of course;
     the alert is for a rise over the service's own week (promtool's rule unit tests)."""
     _, promtool = prometheus_binaries()
     rules = DEPLOY / "prometheus" / "rules.yml"
