@@ -81,3 +81,61 @@ def test_the_backfill_measures_the_coverage_the_service_recorded(
     again = backfill_coverage(small, run, progress=False)
     assert again.measured == 0 and again.unchecked == [broken]
     assert {r["id"]: (r["confidence_parts"] or {}).get("coverage") for r in run.records()} == got
+
+
+def _old_run(tmp_path: Path, settings: Settings, collection: str | None = None) -> Run:
+    """A run folder recorded before coverage existed, over a copy of the tiny data set."""
+    from eval.collection import collection_key, collection_name
+    from eval.datasets import load_dataset
+    from eval.provenance import dataset_sha256
+    from eval.store import create_run, write_json
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    data = tmp_path / "tiny.jsonl"
+    data.write_bytes(TINY.read_bytes())
+    evalset = load_dataset(data, "jsonl")
+    sha = dataset_sha256(data, evalset.files)
+    own = collection_name(evalset.name, collection_key(settings, sha, frozenset()))
+    run = create_run(tmp_path / "runs", "old")
+    write_json(
+        run.path / "config.json",
+        {
+            "name": "old",
+            "seed": 0,
+            "dataset": {"path": str(data), "format": "jsonl", "sha256": sha},
+            "selection": {"removed_docs": []},
+            "collection": {"name": collection or own},
+            "mode": {"top_k": 2, "noise_passages": 0},
+        },
+    )
+    parts = {"retrieval": 0.9, "support": 0.5, "certainty": 0.7}
+    run.append({"id": "q-vacation", "question": "How many days?", "confidence_parts": parts})
+    return run
+
+
+def test_the_backfill_refuses_a_run_whose_retrieval_it_cannot_rebuild(
+    tmp_path: Path, settings: Settings
+) -> None:
+    from eval.errors import EvalError
+
+    changed = _old_run(tmp_path / "a", settings)
+    data = tmp_path / "a" / "tiny.jsonl"
+    data.write_text(data.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    with pytest.raises(EvalError, match="changed since the run"):
+        backfill_coverage(settings, changed, progress=False)
+    other = _old_run(tmp_path / "b", settings, collection="eval-tiny-0123456789ab")
+    with pytest.raises(EvalError, match="use the run's --profile"):
+        backfill_coverage(settings, other, progress=False)
+    gone = _old_run(tmp_path / "c", settings)
+    (tmp_path / "c" / "tiny.jsonl").unlink()
+    with pytest.raises(EvalError, match="not there"):
+        backfill_coverage(settings, gone, progress=False)
+    # Nothing to measure: nothing is opened, so a missing data set does not matter.
+    parts = {"retrieval": 0.9, "support": 0.5, "certainty": 0.7, "coverage": 0.5}
+    done = _old_run(tmp_path / "d", settings)
+    (done.path / PER_QUESTION).write_text(
+        json.dumps({"id": "q-vacation", "confidence_parts": parts}) + "\n", encoding="utf-8"
+    )
+    (tmp_path / "d" / "tiny.jsonl").unlink()
+    assert backfill_coverage(settings, done, progress=False).measured == 0
+    assert not (done.path / BACKFILL).exists()
