@@ -11,10 +11,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# llama-cpp-python is built here from source, for this CPU (-march=native). On a CPU with AMX
+# (Sapphire Rapids and later) that compiles in ggml's AMX kernels, which crash the process on
+# the first Q4_K matrix product on the VMs seen here (ggml-org/llama.cpp#20824; the generator
+# refuses such a build: AMX_BUILD in app/generation/llamacpp_generator.py). These flags keep
+# them out and leave the rest native; a CUDA build adds its own CMAKE_ARGS before them.
+LLAMA_NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+LLAMA_CMAKE_ARGS := -DCMAKE_C_FLAGS='$(LLAMA_NO_AMX)' -DCMAKE_CXX_FLAGS='$(LLAMA_NO_AMX)'
+
 # torch first, so nothing that depends on it pulls a multi-GB CUDA build.
 $(VENV)/.installed: $(BIN)/python pyproject.toml requirements/torch.txt
 	$(BIN)/pip install --quiet $(TORCH_SPEC)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	CMAKE_ARGS="$(CMAKE_ARGS) $(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed

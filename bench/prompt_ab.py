@@ -55,7 +55,7 @@ from eval.aggregate import aggregate
 from eval.collection import EvalCollection, ensure_collection
 from eval.datasets import load_dataset
 from eval.metrics import mean
-from eval.provenance import files_sha256
+from eval.provenance import dataset_sha256
 from eval.runner import _Asker  # eval's own asker, so a question goes exactly as in a run
 from eval.scoring import record
 from eval.selection import Selection, select
@@ -155,7 +155,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             where, fmt = DATASETS[dataset]
             path = args.data_root / where
             evalset = load_dataset(path, fmt)
-            sha = files_sha256(evalset.files, path.parent.resolve())
+            sha = dataset_sha256(path, evalset.files)
             selection = select(evalset.questions, limit, args.seed, args.unanswerable_fraction)
             collection: EvalCollection = ensure_collection(
                 services, evalset, sha, selection.removed_docs

@@ -104,6 +104,12 @@ class Settings(BaseSettings):
     llm_threads: int | None = Field(
         None, ge=1, le=512, description="llama.cpp threads; unset: every core this process has."
     )
+    llm_allow_amx: bool = Field(
+        False,
+        description="llama.cpp: run a build with ggml's AMX kernels, which crash the process on "
+        "the first Q4_K matrix product on Sapphire Rapids virtual machines "
+        "(ggml-org/llama.cpp#20824); off: such a build is refused at load, with how to rebuild it.",
+    )
     generator_url: str | None = Field(
         None,
         description="An OpenAI-compatible server (vLLM, llama.cpp server, Ollama, TGI) that "

@@ -17,3 +17,7 @@ class ModelIntegrityError(ModelError):
 
 class ModelFormatError(ModelError):
     """A file is not in the format expected (header, tensor directory, config)."""
+
+
+class EngineBuildError(ModelError):
+    """The installed inference engine was built with kernels known to crash on this model."""

@@ -130,6 +130,7 @@ def build_generator(settings: Settings) -> Generator:
             quantization=quant.klass,
             context_tokens=settings.llm_context_tokens,
             threads=settings.llm_threads,
+            allow_amx=settings.llm_allow_amx,
         )
     from app.generation.transformers_generator import TransformersGenerator
 

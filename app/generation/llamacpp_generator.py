@@ -38,10 +38,32 @@ import numpy as np
 from app.errors import ClientClosedError
 from app.generation.protocol import FinishReason, Generation, Messages, OnToken
 from app.generation.yes_no import yes_no_tokens, yes_share
+from modelstore.errors import EngineBuildError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFILL_CHUNK = 128  # tokens read per llama.cpp call: how often cancel is checked
+# What llama.cpp's system info says of a build with ggml's AMX kernels. A native build
+# (-march=native) on a CPU with AMX (Sapphire Rapids and later) compiles them in and moves the
+# Q4_K/Q6_K weights into AMX buffers; on the Sapphire Rapids VMs seen here the first matrix
+# product then kills the process with SIGSEGV in ggml_backend_amx_mul_mat
+# (ggml-org/llama.cpp#20824), so such a build is refused at load, not left to crash a question.
+AMX_BUILD = "AMX_INT8 = 1"
+NO_AMX_FLAGS = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"  # the Makefile's LLAMA_NO_AMX
+
+
+def check_build(system_info: str, allow_amx: bool) -> None:
+    """Refuse a llama.cpp build with the AMX kernels (see AMX_BUILD) unless allowed."""
+    if AMX_BUILD in system_info and not allow_amx:
+        raise EngineBuildError(
+            f"this llama-cpp-python was built with ggml's AMX kernels (llama.cpp reports "
+            f"'{AMX_BUILD}'), which crash the process on the first Q4_K matrix product on "
+            f"Sapphire Rapids virtual machines (ggml-org/llama.cpp#20824). Rebuild it without "
+            f"them (what `make install` does): CMAKE_ARGS=\"-DCMAKE_C_FLAGS='{NO_AMX_FLAGS}' "
+            f"-DCMAKE_CXX_FLAGS='{NO_AMX_FLAGS}'\" pip install --no-cache-dir --force-reinstall "
+            f"--no-deps llama-cpp-python, or set DOCQA_LLM_ALLOW_AMX=true where AMX is known to "
+            f"work"
+        )
 
 
 def available_cores() -> int:
@@ -61,6 +83,7 @@ class LlamaCppGenerator:
         context_tokens: int = 4096,
         threads: int | None = None,
         prefill_chunk: int = DEFAULT_PREFILL_CHUNK,
+        allow_amx: bool = False,
     ) -> None:
         self.path = Path(gguf_path)
         self._model_id = model_id
@@ -68,6 +91,7 @@ class LlamaCppGenerator:
         self.context_tokens = context_tokens
         self.threads = threads or available_cores()
         self.prefill_chunk = max(1, prefill_chunk)
+        self.allow_amx = allow_amx
         self.load_seconds: float | None = None
         self._llm: Any = None
         self._vocab: Any = None
@@ -115,10 +139,11 @@ class LlamaCppGenerator:
         return self
 
     def _open(self) -> Any:
-        from llama_cpp import Llama, llama_model_get_vocab
+        from llama_cpp import Llama, llama_model_get_vocab, llama_print_system_info
 
         if not self.path.is_file():
             raise FileNotFoundError(f"GGUF file not found: {self.path}")
+        check_build(llama_print_system_info().decode("utf-8", "replace"), self.allow_amx)
         llm = self._llama(Llama, self.context_tokens)
         train = int(llm._model.n_ctx_train())
         if train and train < self.context_tokens:  # a window past training only degrades

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from app.generation.llamacpp_generator import LlamaCppGenerator
+from app.generation.llamacpp_generator import AMX_BUILD, LlamaCppGenerator, check_build
 from app.generation.protocol import Generator
 from modelstore.cache import ModelCache
 from modelstore.catalog import MODELS
-from modelstore.errors import ModelFormatError
+from modelstore.errors import EngineBuildError, ModelFormatError
 from modelstore.gguf_info import gguf_quantization, quantization_class
 
 MODEL_ID = "smollm2-135m-instruct"
@@ -43,6 +43,35 @@ def test_it_is_a_generator_reading_the_packaged_gguf(llm: LlamaCppGenerator, ggu
     assert isinstance(llm, Generator)
     assert (llm.engine, llm.quantization, llm.context_window) == ("llamacpp", "int4", 2048)
     assert "site-packages" in str(gguf) or "dist-packages" in str(gguf)  # no copy, no conversion
+
+
+# llama.cpp's system info line of a native build on a Sapphire Rapids VM (AMX compiled in) and of
+# the same build made with the Makefile's flags (AMX left out).
+AMX_INFO = (
+    "CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX_VNNI = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | "
+    "BMI2 = 1 | AVX512 = 1 | AVX512_VBMI = 1 | AVX512_VNNI = 1 | AVX512_BF16 = 1 | "
+    "AMX_INT8 = 1 | LLAMAFILE = 1 | OPENMP = 1 | REPACK = 1 | "
+)
+NO_AMX_INFO = AMX_INFO.replace("AMX_INT8 = 1 | ", "")
+
+
+def test_a_build_with_the_amx_kernels_is_refused_with_how_to_rebuild_it() -> None:
+    """Its first Q4_K matrix product kills the process (SIGSEGV in ggml_backend_amx_mul_mat on
+    the Sapphire Rapids VMs here); refused at load, the service says why instead of dying."""
+    with pytest.raises(EngineBuildError) as refused:
+        check_build(AMX_INFO, allow_amx=False)
+    message = str(refused.value)
+    assert "-mno-amx-int8" in message and "DOCQA_LLM_ALLOW_AMX=true" in message
+    check_build(NO_AMX_INFO, allow_amx=False)
+    check_build(AMX_INFO, allow_amx=True)  # where AMX is known to work
+
+
+def test_the_installed_build_has_no_amx_kernels() -> None:
+    """`make install` builds llama-cpp-python without them, on every CPU (on one without AMX
+    a native build has none either)."""
+    from llama_cpp import llama_print_system_info
+
+    assert AMX_BUILD not in llama_print_system_info().decode("utf-8", "replace")
 
 
 def test_the_weights_are_read_not_left_mapped(llm: LlamaCppGenerator, gguf: Path) -> None:
