@@ -91,10 +91,17 @@ def compare_text(a: Run, b: Run) -> str:
     pairs = paired(a.records(), b.records())
     if pairs["judged"]:
         stayed = pairs["stayed_right"] / pairs["right_in_a"] if pairs["right_in_a"] else None
+        # A right answer B declined is another outcome than one B answered wrong (a noise
+        # run's shuffle can move the evidence the decline reads): both counts, and the share
+        # that stayed right among those B answered.
+        answered = pairs["right_in_a"] - pairs["turned_declined"]
+        kept = pairs["stayed_right"] / answered if answered else None
         text += (
             f"\n\npaired questions judged in both: {pairs['judged']}; right in A: "
             f"{pairs['right_in_a']}, still right in B: {pairs['stayed_right']}"
-            f" ({shown(stayed, 'share')}); turned wrong: {pairs['turned_wrong']}; "
+            f" ({shown(stayed, 'share')}); turned wrong: {pairs['turned_wrong']}"
+            f" (declined by B: {pairs['turned_declined']}; still right among those B answered: "
+            f"{pairs['stayed_right']} of {answered}, {shown(kept, 'share')}); "
             f"turned right: {pairs['turned_right']}"
         )
     return text
@@ -103,10 +110,13 @@ def compare_text(a: Run, b: Run) -> str:
 def paired(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """Per-question agreement of two runs on the questions both judged (``correct`` not None).
 
-    >>> right = lambda i, c: {"id": i, "metrics": {"correct": c}}
+    ``turned_declined`` counts the questions right in A that B declined (among ``turned_wrong``).
+
+    >>> right = lambda i, c, d=False: {"id": i, "metrics": {"correct": c}, "declined": d}
     >>> paired([right("q1", True), right("q2", True), right("q3", False)],
-    ...        [right("q1", True), right("q2", False), right("q3", True), right("q4", True)])
-    {'judged': 3, 'right_in_a': 2, 'stayed_right': 1, 'turned_wrong': 1, 'turned_right': 1}
+    ...        [right("q1", True), right("q2", False, True), right("q3", True), right("q4", True)])
+    {'judged': 3, 'right_in_a': 2, 'stayed_right': 1, 'turned_wrong': 1, 'turned_declined': 1, \
+'turned_right': 1}
     """
 
     def judged(records: Sequence[Mapping[str, Any]]) -> dict[str, bool]:
@@ -118,12 +128,14 @@ def paired(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]]) -> di
         return out
 
     ja, jb = judged(a), judged(b)
+    declined_b = {str(r["id"]) for r in b if r.get("declined")}
     both = ja.keys() & jb.keys()
     return {
         "judged": len(both),
         "right_in_a": sum(ja[q] for q in both),
         "stayed_right": sum(ja[q] and jb[q] for q in both),
         "turned_wrong": sum(ja[q] and not jb[q] for q in both),
+        "turned_declined": sum(ja[q] and not jb[q] and q in declined_b for q in both),
         "turned_right": sum(jb[q] and not ja[q] for q in both),
     }
 

@@ -73,20 +73,25 @@ def test_compare_pairs_the_questions_both_runs_judged(tmp_path: Path) -> None:
     """How often an answer stays right (a run against its noise variant): per question."""
     a = make_run(tmp_path, "20260101T000000Z-plain", {"f1": 0.5})
     b = make_run(tmp_path, "20260102T000000Z-noisy", {"f1": 0.4})
-    for run, verdicts in ((a, [True, True, False, None]), (b, [True, False, True, True])):
+    a_verdicts = [True, True, False, None, True]
+    b_verdicts = [True, False, True, True, False]  # q4: declined by B
+    for run, verdicts in ((a, a_verdicts), (b, b_verdicts)):
         lines = [
-            json.dumps({"id": f"q{i}", "metrics": {"correct": v}}) for i, v in enumerate(verdicts)
+            json.dumps({"id": f"q{i}", "metrics": {"correct": v}, "declined": run is b and i == 4})
+            for i, v in enumerate(verdicts)
         ]
         (run.path / "per_question.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert paired(a.records(), b.records()) == {
-        "judged": 3,
-        "right_in_a": 2,
+        "judged": 4,
+        "right_in_a": 3,
         "stayed_right": 1,
-        "turned_wrong": 1,
+        "turned_wrong": 2,
+        "turned_declined": 1,
         "turned_right": 1,
     }
     assert compare_text(a, b).splitlines()[-1] == (
-        "paired questions judged in both: 3; right in A: 2, still right in B: 1 (0.500); "
-        "turned wrong: 1; turned right: 1"
+        "paired questions judged in both: 4; right in A: 3, still right in B: 1 (0.333); "
+        "turned wrong: 2 (declined by B: 1; still right among those B answered: 1 of 2, 0.500); "
+        "turned right: 1"
     )
     assert "paired" not in compare_text(a, make_run(tmp_path, "20260103T000000Z-x", {"f1": 0.1}))
