@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from app.generation.llamacpp_generator import AMX_BUILD, LlamaCppGenerator, check_build
+from app.generation.llamacpp_generator import (
+    AMX_BUILD,
+    NO_AMX_FLAGS,
+    LlamaCppGenerator,
+    check_build,
+)
 from app.generation.protocol import Generator
 from modelstore.cache import ModelCache
 from modelstore.catalog import MODELS
@@ -64,6 +69,14 @@ def test_a_build_with_the_amx_kernels_is_refused_with_how_to_rebuild_it() -> Non
     assert "-mno-amx-int8" in message and "DOCQA_LLM_ALLOW_AMX=true" in message
     check_build(NO_AMX_INFO, allow_amx=False)
     check_build(AMX_INFO, allow_amx=True)  # where AMX is known to work
+
+
+def test_the_refusal_names_the_flags_the_makefile_builds_with() -> None:
+    """The message's rebuild command and `make install` keep the same flags (two languages,
+    one list: this catches one changed without the other)."""
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text(encoding="utf-8")
+    line = next(ln for ln in makefile.splitlines() if ln.startswith("LLAMA_NO_AMX :="))
+    assert line.split(":=", 1)[1].strip() == NO_AMX_FLAGS
 
 
 def test_the_installed_build_has_no_amx_kernels() -> None:
